@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each creates .venv when missing and installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: demo test lint sysdeps venv clean bench
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: anything else would pull GBs of CUDA wheels.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]" "torch==2.13.0"
+	@$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} installed; expected 2.13.0')"
+	@touch $(STAMP)
+
+venv: $(STAMP) sysdeps
+
+# Headless rendering (Mesa's software EGL) and Chromium for the report test.
+sysdeps:
+	@bash scripts/install_sysdeps.sh
+
+demo: venv
+	$(VENV)/bin/actionimages demo --out outputs/demo
+
+test: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: venv
+	$(PY) benchmarks/codec.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""The action-image codec: 7-DoF end-effector actions <-> multiview Gaussian-heatmap images."""
+
+from actionimages.codec.camera import Camera, center_crop_box
+from actionimages.codec.poses import (
+    actions_to_matrices,
+    euler_to_matrix,
+    euler_to_quat,
+    matrix_to_euler,
+    matrix_to_quat,
+    quat_to_euler,
+    quat_to_matrix,
+    rotation_from_points,
+    semantic_points,
+    to_euler_actions,
+)
+
+__all__ = [
+    "Camera",
+    "center_crop_box",
+    "actions_to_matrices",
+    "euler_to_matrix",
+    "euler_to_quat",
+    "matrix_to_euler",
+    "matrix_to_quat",
+    "quat_to_euler",
+    "quat_to_matrix",
+    "rotation_from_points",
+    "semantic_points",
+    "to_euler_actions",
+]
