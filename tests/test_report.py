@@ -1,0 +1,129 @@
+"""The HTML report: built from results files and rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionimages.errors import ActionImagesError
+from actionimages.eval.report import build_report
+from actionimages.eval.runner import EpisodeResult, summarize
+from actionimages.eval.video import tile_rollout_frame, write_video
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def _episode(task: str, i: int, success: bool, out: Path, video: bool) -> EpisodeResult:
+    vid = None
+    if video:
+        frames = [
+            tile_rollout_frame(
+                {"front": np.full((32, 32, 3), 40 * t, np.uint8)}, {"front": np.zeros((32, 32, 3))}
+            )
+            for t in range(4)
+        ]
+        vid = str(write_video(frames, out / "videos" / f"{task}_{i:03d}.mp4", fps=4))
+    traj = out / "episodes" / f"{task}_{i:03d}.npz"
+    traj.parent.mkdir(parents=True, exist_ok=True)
+    poses = np.linspace(0, 1, 5)[:, None] * np.ones((5, 7))
+    np.savez_compressed(traj, ee_pose=poses, actions=poses[1:], success=success)
+    stats = {"replans": 2, "invalid_decodes": int(not success), "latencies_s": [0.2, 0.3]}
+    return EpisodeResult(task, "heldout", i, 100 + i, success, 4, 0.1, stats, vid, str(traj))
+
+
+def _write_results(out: Path, kind: str, split: str, outcomes: dict[str, list[bool]], step=None) -> None:
+    eps = [
+        _episode(task, i, s, out, video=i == 0) for task, succ in outcomes.items() for i, s in enumerate(succ)
+    ]
+    res = {
+        "tasks": summarize(eps),
+        "split": split,
+        "policy": {"kind": kind},
+        "episodes": [e.__dict__ for e in eps],
+    }
+    if step is not None:
+        res["train_step"] = step
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res))
+
+
+def _make_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    _write_results(
+        run / "eval" / "policy_s100", "action_images", "heldout", {"reach_target": [True, False]}, 100
+    )
+    _write_results(
+        run / "eval" / "policy",
+        "action_images",
+        "heldout",
+        {"reach_target": [True] * 3 + [False], "push_button": [True]},
+        200,
+    )
+    _write_results(run / "eval" / "bc", "bc", "heldout", {"reach_target": [False, False, True]})
+    _write_results(run / "eval" / "policy_cams", "action_images", "heldout_cameras", {"reach_target": [True]})
+    gen = {
+        "modes": {"joint": {"psnr": 21.5, "ssim": 0.71, "lpips": None, "fvd": None, "position_err_m": 0.012}},
+        "notes": ["lpips unavailable: weights not found"],
+    }
+    (run / "gen").mkdir(parents=True)
+    (run / "gen" / "generation.json").write_text(json.dumps(gen))
+    return run
+
+
+def test_report_contents(tmp_path):
+    run = _make_run(tmp_path)
+    page = build_report(run)
+    text = page.read_text()
+    assert page == run / "report.html"
+    assert 'id="success-heldout"' in text and 'id="success-heldout_cameras"' in text
+    assert "75%" in text  # 3/4 on reach_target at step 200
+    assert 'id="baselines-table"' in text and "<svg" in text  # two policy kinds; a training curve
+    assert "unavailable" in text  # LPIPS/FVD shown as unavailable, not a number
+    assert "videos/reach_target_000.mp4" in text
+    pngs = list((run / "report_assets").rglob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_report_rejects_missing_dir(tmp_path):
+    with pytest.raises(ActionImagesError):
+        build_report(tmp_path / "nope")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{not json")
+    with pytest.raises(ActionImagesError, match="results.json"):
+        build_report(tmp_path / "bad")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (scripts/install_sysdeps.sh installs it)"
+)
+def test_report_renders_in_headless_chromium(tmp_path):
+    run = _make_run(tmp_path)
+    page = build_report(run)
+    profile = tmp_path / "chromium-profile"
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # The DOM Chromium built (not just our text) has the tables, their cells, the plot and the videos.
+    assert '<table class="success" id="success-heldout"' in dom
+    assert "reach_target" in dom and "push_button" in dom and "75%" in dom
+    assert dom.count("<video") >= 3 and "<svg" in dom
+    assert 'id="generation-table"' in dom
