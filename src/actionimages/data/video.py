@@ -1,0 +1,168 @@
+"""MP4 encode / random-access decode with PyAV.
+
+Encoding defaults to H.264 (libx264) at CRF 15 in ``yuv444p``: full-resolution chroma keeps the
+thin gripper and object edges that action learning needs (mean error ≈ 1 grey level on sim frames,
+see docs/DATA.md), and H.264 is one of the codecs LeRobot accepts. Keyframes every ``gop`` frames
+bound the cost of a random seek; no B-frames, so decode order is presentation order.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from actionimages.errors import DataError
+
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 15
+DEFAULT_PIX_FMT = "yuv444p"
+DEFAULT_GOP = 8
+SEEK_GAP = 24  # decode forward instead of seeking when the next wanted frame is this close
+
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, EOFError, ValueError, IndexError)
+
+
+def fps_fraction(fps: float) -> Fraction:
+    """A rational frame rate for the container (``3.75`` -> ``15/4``)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def encode_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    *,
+    codec: str = DEFAULT_CODEC,
+    crf: int = DEFAULT_CRF,
+    pix_fmt: str = DEFAULT_PIX_FMT,
+    gop: int = DEFAULT_GOP,
+    preset: str = "veryfast",
+) -> None:
+    """Encode uint8 frames (T, H, W, 3) RGB to an mp4 at ``path`` and fsync it.
+
+    Frame ``t`` gets presentation time ``t / fps`` exactly, which the decoder relies on.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise DataError(
+            f"{path}: frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
+    T, H, W, _ = frames.shape
+    if pix_fmt == "yuv420p" and (H % 2 or W % 2):
+        raise DataError(f"{path}: yuv420p needs even image sizes, got {W}x{H}; use yuv444p")
+    rate = fps_fraction(fps)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        opts = {"crf": str(crf), "g": str(gop), "bf": "0"}
+        if codec.startswith("libx26"):
+            opts.update({"preset": preset, "keyint_min": str(gop), "sc_threshold": "0"})
+        stream.options = opts
+        for t in range(T):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[t]), format="rgb24")
+            vf.pts = t
+            container.mux(stream.encode(vf))
+        container.mux(stream.encode(None))
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def probe_video(path: str | Path) -> dict[str, Any]:
+    """LeRobot-style video info: ``video.height``, ``video.width``, ``video.codec``, ``video.pix_fmt``,
+    ``video.fps``, ``video.frames`` (from the container header), ``video.channels``, ``has_audio``."""
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            cc = s.codec_context
+            return {
+                "video.height": int(cc.height),
+                "video.width": int(cc.width),
+                "video.codec": "h264" if cc.name in ("h264", "libx264") else cc.name,
+                "video.pix_fmt": str(cc.pix_fmt),
+                "video.is_depth_map": False,
+                "video.fps": float(s.average_rate) if s.average_rate else None,
+                "video.frames": int(s.frames),
+                "video.channels": 3,
+                "has_audio": len(c.streams.audio) > 0,
+            }
+    except _AV_ERRORS as exc:
+        raise DataError(f"{path}: unreadable video: {exc}") from exc
+
+
+def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = "") -> np.ndarray:
+    """Decode frames ``indices`` (N,) of an mp4 written by :func:`encode_video`: uint8 (N, H, W, 3).
+
+    Seeks to the keyframe before each run of wanted frames and decodes forward, so a clip costs
+    about ``len(clip) + gop`` decoded frames whatever its position. Duplicates and any order are
+    allowed. A missing frame or a corrupt file raises :class:`DataError` naming ``where`` and ``path``.
+    """
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    label = f"{where}: {path}" if where else str(path)
+    if idx.size == 0:
+        raise DataError(f"{label}: no frame indices requested")
+    if idx.min() < 0:
+        raise DataError(f"{label}: negative frame index {int(idx.min())}")
+    wanted = sorted(set(idx.tolist()))
+    wanted_set = set(wanted)
+    got: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            tb = stream.time_base
+
+            def run(seek_to: int, target: int) -> int | None:
+                """Seek to the keyframe at or before ``seek_to``; decode up to ``target``; last index."""
+                c.seek(int(seek_to / fps / tb), stream=stream, backward=True, any_frame=False)
+                last = None
+                for frame in c.decode(stream):
+                    if frame.pts is None:
+                        raise DataError(f"{label}: frame without timestamp")
+                    i = int(round(float(frame.pts * tb) * fps))
+                    last = i
+                    if i in wanted_set and i not in got:
+                        got[i] = frame.to_ndarray(format="rgb24")
+                    if i >= target:
+                        break
+                return last
+
+            k = 0
+            while k < len(wanted):
+                # one forward decode covers a run of wanted frames with small gaps
+                j = k
+                while j + 1 < len(wanted) and wanted[j + 1] - wanted[j] <= SEEK_GAP:
+                    j += 1
+                last = run(wanted[k], wanted[j])
+                if wanted[k] not in got and last is not None and last > wanted[k]:
+                    run(0, wanted[j])  # the seek overshot: decode from the start
+                missing = [w for w in wanted[k : j + 1] if w not in got]
+                if missing:
+                    raise DataError(
+                        f"{label}: video has no frame {missing[0]} (truncated or shorter than expected)"
+                    )
+                k = j + 1
+    except DataError:
+        raise
+    except _AV_ERRORS as exc:
+        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+    return np.stack([got[i] for i in idx.tolist()])
+
+
+def count_frames(path: str | Path, fps: float, where: str = "") -> int:
+    """Decode the whole video and count its frames (slow; for ``dataset check``)."""
+    label = f"{where}: {path}" if where else str(path)
+    n = 0
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for _ in c.decode(stream):
+                n += 1
+    except _AV_ERRORS as exc:
+        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+    return n
