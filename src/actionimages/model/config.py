@@ -1,0 +1,267 @@
+"""Model configurations: frozen dataclasses in a named registry.
+
+``CONFIGS`` maps a name to a :class:`ModelConfig`:
+
+- ``tiny``: 2 views, 9 frames at 64², a small Wan-2.2-style VAE (16× spatial, 4× temporal) that
+  we train on our own data, a ~7M-parameter Wan transformer and a hashed-n-gram text encoder.
+  Trains on a 2-core CPU in minutes; one joint-mode ``generate`` call is a fraction of a second.
+- ``tiny-pixel``: the same transformer in pixel space (no learned autoencoder): frames are
+  folded 4× in time like the VAE does, patches are 8×8 pixels, and the network predicts the
+  clean sample (x-prediction), as pixel-space diffusion transformers do. Kept for comparison.
+- ``small``: 128², a wider/deeper transformer, same kind of VAE.
+- ``wan2.2-ti2v-5b``: the real Wan 2.2 TI2V-5B architecture (transformer 4,999,787,712
+  parameters; VAE base_dim 160, z_dim 48; umT5-XXL text encoder, text_dim 4096). Weights come
+  from a diffusers-format directory (``pretrained``), fine-tuned fully or with LoRA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from actionimages.errors import ActionImagesError
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Arguments of diffusers' ``WanTransformer3DModel``."""
+
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    num_attention_heads: int = 4
+    attention_head_dim: int = 64
+    num_layers: int = 6
+    ffn_dim: int = 768
+    text_dim: int = 128
+    freq_dim: int = 64
+    cross_attn_norm: bool = True
+    qk_norm: str = "rms_norm_across_heads"
+    rope_max_seq_len: int = 1024
+
+    @property
+    def dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """The space the transformer works in.
+
+    ``kind="wan_vae"``: diffusers' ``AutoencoderKLWan`` with these arguments (Wan 2.2 style when
+    ``patch_size=2`` and ``is_residual``); ``kind="pixel"``: no autoencoder, frames folded
+    ``temporal`` × in time into channels (the first frame alone, repeated), like the VAE's
+    causal 1 + 4k layout.
+    """
+
+    kind: str = "wan_vae"
+    base_dim: int = 16
+    decoder_base_dim: int | None = None
+    z_dim: int = 48
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    temporal_downsample: tuple[bool, ...] = (False, True, True)
+    is_residual: bool = True
+    patch_size: int | None = 2
+    spatial: int = 16
+    temporal: int = 4
+
+    @property
+    def channels(self) -> int:
+        """Channels of one latent frame."""
+        return self.z_dim if self.kind == "wan_vae" else 3 * self.temporal
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """Text conditioning.
+
+    ``kind="hashed"``: word, word-bigram and character-trigram ids hashed into ``num_buckets``
+    embeddings and a small transformer (trained with the model). ``kind="umt5"``: a frozen umT5
+    encoder loaded from ``<pretrained>/text_encoder`` (+ ``tokenizer``), padded with zeros to
+    ``max_tokens`` as Wan does.
+    """
+
+    kind: str = "hashed"
+    dim: int = 128
+    num_buckets: int = 4096
+    num_layers: int = 1
+    num_heads: int = 4
+    max_tokens: int = 24
+
+
+@dataclass(frozen=True)
+class MaskMix:
+    """Probabilities of the mask modes for samples that have actions (normalised on use).
+
+    ``view1`` gives view 1's whole RGB clip and generates the rest as in ``joint``.
+    """
+
+    joint: float = 0.70
+    i2a: float = 0.09
+    view1: float = 0.04
+    v2a: float = 0.04
+    video: float = 0.10
+    a2v: float = 0.03
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes a world-action model's architecture and training objective."""
+
+    name: str
+    num_views: int = 2
+    num_frames: int = 9
+    height: int = 64
+    width: int = 64
+    transformer: TransformerSpec = field(default_factory=TransformerSpec)
+    latent: LatentSpec = field(default_factory=LatentSpec)
+    text: TextSpec = field(default_factory=TextSpec)
+    camera_dim: int = 64  # width of the shared Plücker-ray encoder
+    plucker_subgrid: int = 4  # Plücker rays sampled on a (sub × sub) grid inside each token
+    prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
+    timestep_shift: float = 3.0
+    logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
+    text_dropout: float = 0.05
+    mask_mix: MaskMix = field(default_factory=MaskMix)
+    pretrained: str | None = None  # diffusers-format Wan directory (transformer/, vae/, ...)
+    lora_rank: int = 0  # 0: full fine-tune; >0: peft LoRA on the transformer's attention + FFN
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        lat, tr = self.latent, self.transformer
+        if self.prediction not in ("v", "x"):
+            raise ActionImagesError(f"prediction must be 'v' or 'x', got {self.prediction!r}")
+        if lat.kind not in ("wan_vae", "pixel"):
+            raise ActionImagesError(f"latent.kind must be 'wan_vae' or 'pixel', got {lat.kind!r}")
+        if self.text.kind not in ("hashed", "umt5"):
+            raise ActionImagesError(f"text.kind must be 'hashed' or 'umt5', got {self.text.kind!r}")
+        if self.num_views < 1:
+            raise ActionImagesError(f"num_views must be >= 1, got {self.num_views}")
+        # The VAE keeps 1 + 4k frames; other counts would silently lose frames.
+        if self.num_frames < 1 or (self.num_frames - 1) % lat.temporal:
+            raise ActionImagesError(f"num_frames must be 1 + {lat.temporal}k, got {self.num_frames}")
+        stride = self.token_stride
+        if self.height % stride or self.width % stride:
+            raise ActionImagesError(
+                f"height/width ({self.height}×{self.width}) must be multiples of the token stride {stride} "
+                "(latent compression × patch); the patchifier would crop silently"
+            )
+        if tr.patch_size[0] != 1:
+            raise ActionImagesError("the temporal patch must be 1 (each latent frame is masked on its own)")
+        if tr.text_dim != self.text.dim:
+            raise ActionImagesError(f"transformer.text_dim {tr.text_dim} != text.dim {self.text.dim}")
+        if lat.kind == "pixel" and self.latent.spatial != 1:
+            raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames per segment (1 + (F - 1) / temporal)."""
+        return 1 + (self.num_frames - 1) // self.latent.temporal
+
+    @property
+    def num_segments(self) -> int:
+        """Segments along latent time: [view1 RGB | view1 action | view2 RGB | ...]."""
+        return 2 * self.num_views
+
+    @property
+    def latent_hw(self) -> tuple[int, int]:
+        return self.height // self.latent.spatial, self.width // self.latent.spatial
+
+    @property
+    def token_stride(self) -> int:
+        """Pixels per token side (latent compression × transformer patch)."""
+        return self.latent.spatial * self.transformer.patch_size[1]
+
+    @property
+    def token_hw(self) -> tuple[int, int]:
+        return self.height // self.token_stride, self.width // self.token_stride
+
+    @property
+    def num_tokens(self) -> int:
+        h, w = self.token_hw
+        return self.num_segments * self.latent_frames * h * w
+
+    # ------------------------------------------------------------ serialise
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ActionImagesError(f"unknown model config keys {sorted(unknown)}")
+        subs = {"transformer": TransformerSpec, "latent": LatentSpec, "text": TextSpec, "mask_mix": MaskMix}
+        for key, sub in subs.items():
+            if key in d and isinstance(d[key], dict):
+                vals = {
+                    k: tuple(v) if isinstance(v, list) else v for k, v in d[key].items()
+                }  # JSON gives lists where tuples are declared
+                d[key] = sub(**vals)
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with top-level fields changed (nested specs: pass whole replaced specs)."""
+        return dataclasses.replace(self, **changes)
+
+
+_TINY = ModelConfig(name="tiny")
+
+CONFIGS: dict[str, ModelConfig] = {
+    "tiny": _TINY,
+    "tiny-pixel": _TINY.replace(
+        name="tiny-pixel",
+        latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
+        transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 8, 8)),
+        prediction="x",
+    ),
+    "small": ModelConfig(
+        name="small",
+        height=128,
+        width=128,
+        transformer=TransformerSpec(
+            num_attention_heads=6,
+            attention_head_dim=64,
+            num_layers=10,
+            ffn_dim=1536,
+            text_dim=256,
+            freq_dim=128,
+        ),
+        latent=LatentSpec(base_dim=32, z_dim=48),
+        text=TextSpec(dim=256, num_layers=2),
+        camera_dim=128,
+    ),
+    "wan2.2-ti2v-5b": ModelConfig(
+        name="wan2.2-ti2v-5b",
+        num_views=2,
+        num_frames=41,
+        height=512,
+        width=512,
+        transformer=TransformerSpec(
+            patch_size=(1, 2, 2),
+            num_attention_heads=24,
+            attention_head_dim=128,
+            num_layers=30,
+            ffn_dim=14336,
+            text_dim=4096,
+            freq_dim=256,
+        ),
+        latent=LatentSpec(base_dim=160, decoder_base_dim=256, z_dim=48),
+        text=TextSpec(kind="umt5", dim=4096, max_tokens=512),
+        camera_dim=256,
+        timestep_shift=5.0,
+        gradient_checkpointing=True,
+    ),
+}
+
+
+def get_config(name: str, **changes: Any) -> ModelConfig:
+    """The registered config ``name``, with top-level fields replaced by ``changes``."""
+    if name not in CONFIGS:
+        raise ActionImagesError(f"unknown model config {name!r}; known: {sorted(CONFIGS)}")
+    return CONFIGS[name].replace(**changes) if changes else CONFIGS[name]

@@ -1,0 +1,140 @@
+"""Building, saving and loading world-action models.
+
+- :func:`build_model`: a fresh model from a registry name or :class:`ModelConfig`.
+- :func:`load_model`: a saved model directory (``config.json`` + safetensors), as written by
+  ``model.save_pretrained(dir)`` or the trainer's checkpoints.
+- :func:`load_pretrained_wan`: the real Wan 2.2 weights from a diffusers-format directory
+  (``transformer/``, ``vae/``, ``text_encoder/``, ``tokenizer/``), optionally with LoRA.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+from actionimages.errors import ActionImagesError
+from actionimages.model.config import LatentSpec, ModelConfig, TransformerSpec, get_config
+from actionimages.model.latents import LatentSpace
+from actionimages.model.network import WorldActionModel
+from actionimages.model.text import UMT5TextEncoder
+
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
+
+
+def build_model(config: str | ModelConfig, **changes) -> WorldActionModel:
+    """A randomly initialised model of a registered config name (or a config object)."""
+    cfg = get_config(config, **changes) if isinstance(config, str) else config.replace(**changes)
+    return WorldActionModel(spec=cfg.to_dict())
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldActionModel:
+    """Load a model saved with ``save_pretrained`` (a directory with ``config.json`` + ``*.safetensors``).
+
+    A model whose config names a ``pretrained`` Wan directory with a umT5 text encoder gets that
+    encoder attached (it is not stored in the checkpoint).
+    """
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ActionImagesError(f"{path} is not a model directory: no config.json")
+    if not list(path.glob("*.safetensors")):
+        raise ActionImagesError(f"{path} has no *.safetensors weights")
+    try:
+        model = WorldActionModel.from_pretrained(str(path), low_cpu_mem_usage=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ActionImagesError(f"cannot load the model in {path}: {exc}") from exc
+    if model.spec.text.kind == "umt5":
+        if not model.spec.pretrained:
+            raise ActionImagesError(
+                f"{path}: a umT5 model needs config 'pretrained' pointing to its Wan folder"
+            )
+        model.attach_text_encoder(
+            UMT5TextEncoder.from_pretrained(model.spec.pretrained, model.spec.text.max_tokens)
+        )
+    return model.to(device)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ActionImagesError(f"missing {path}")
+    return json.loads(path.read_text())
+
+
+def load_pretrained_wan(
+    root: str | Path,
+    config: str | ModelConfig = "wan2.2-ti2v-5b",
+    lora_rank: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    load_text_encoder: bool = True,
+    **changes,
+) -> WorldActionModel:
+    """A world-action model around pretrained Wan 2.2 weights in a diffusers folder ``root``.
+
+    The architecture is read from ``root/transformer/config.json`` and ``root/vae/config.json``
+    (so a small random checkpoint in the same layout loads too); our extra pieces (camera
+    encoder, stream embedding) start zero-initialised. With ``lora_rank > 0`` the transformer gets
+    peft LoRA adapters on its attention and FFN projections and only those (plus our extra
+    pieces) train.
+    """
+    root = Path(root)
+    base = get_config(config) if isinstance(config, str) else config
+    tcfg = _read_json(root / "transformer" / "config.json")
+    vcfg = _read_json(root / "vae" / "config.json")
+    tr = TransformerSpec(
+        patch_size=tuple(tcfg.get("patch_size", (1, 2, 2))),
+        num_attention_heads=tcfg["num_attention_heads"],
+        attention_head_dim=tcfg["attention_head_dim"],
+        num_layers=tcfg["num_layers"],
+        ffn_dim=tcfg["ffn_dim"],
+        text_dim=tcfg["text_dim"],
+        freq_dim=tcfg.get("freq_dim", 256),
+        cross_attn_norm=tcfg.get("cross_attn_norm", True),
+        qk_norm=tcfg.get("qk_norm", "rms_norm_across_heads"),
+        rope_max_seq_len=tcfg.get("rope_max_seq_len", 1024),
+    )
+    lat = LatentSpec(
+        kind="wan_vae",
+        base_dim=vcfg["base_dim"],
+        decoder_base_dim=vcfg.get("decoder_base_dim"),
+        z_dim=vcfg["z_dim"],
+        dim_mult=tuple(vcfg.get("dim_mult", (1, 2, 4, 4))),
+        num_res_blocks=vcfg.get("num_res_blocks", 2),
+        temporal_downsample=tuple(vcfg.get("temperal_downsample", (False, True, True))),
+        is_residual=vcfg.get("is_residual", False),
+        patch_size=vcfg.get("patch_size"),
+        spatial=vcfg.get("scale_factor_spatial", 8),
+        temporal=vcfg.get("scale_factor_temporal", 4),
+    )
+    if tcfg["in_channels"] != lat.z_dim:
+        raise ActionImagesError(f"transformer in_channels {tcfg['in_channels']} != VAE z_dim {lat.z_dim}")
+    text = base.text.__class__(**{**base.text.__dict__, "kind": "umt5", "dim": tr.text_dim})
+    rank = base.lora_rank if lora_rank is None else lora_rank
+    cfg = base.replace(transformer=tr, latent=lat, text=text, pretrained=str(root), lora_rank=rank, **changes)
+    model = WorldActionModel(spec=cfg.to_dict())
+
+    transformer = WanTransformer3DModel.from_pretrained(str(root), subfolder="transformer", torch_dtype=dtype)
+    vae = AutoencoderKLWan.from_pretrained(str(root), subfolder="vae", torch_dtype=dtype)
+    model.transformer = transformer
+    space = LatentSpace(lat, vae=vae)
+    mean, std = vae.config.get("latents_mean"), vae.config.get("latents_std")
+    if mean is not None and std is not None and len(mean) == lat.z_dim:
+        space.set_stats(torch.tensor(mean), torch.tensor(std))
+    model.latent_space = space
+    if rank > 0:
+        add_lora(model, rank)
+    if load_text_encoder:
+        model.attach_text_encoder(UMT5TextEncoder.from_pretrained(str(root), cfg.text.max_tokens, dtype))
+    return model
+
+
+def add_lora(model: WorldActionModel, rank: int, alpha: float | None = None) -> None:
+    """Freeze the transformer and add peft LoRA adapters (rank ``rank``) to its projections."""
+    from peft import LoraConfig
+
+    if rank <= 0:
+        raise ActionImagesError(f"LoRA rank must be positive, got {rank}")
+    model.transformer.requires_grad_(False)
+    lcfg = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=LORA_TARGETS, init_lora_weights=True)
+    model.transformer.add_adapter(lcfg)

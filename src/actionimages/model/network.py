@@ -1,0 +1,219 @@
+"""The world-action model: diffusers' ``WanTransformer3DModel`` plus camera, segment and text pieces.
+
+The transformer runs over all segments at once (full 3D self-attention, METHOD.md §4). Around it:
+
+- per-token timesteps (Wan 2.2 TI2V style), so given latent frames sit at t = 0 while generated
+  ones are noised;
+- a learned stream embedding (RGB vs action segment), zero-initialised;
+- Plücker-ray camera conditioning: the rays of each view (relative to view 1's first camera) are
+  sampled on a small grid inside every token, encoded by a shared MLP and added to the hidden
+  states before each block through a zero-initialised linear projection per block, so a
+  pretrained Wan starts out unchanged;
+- the text encoder (hashed n-grams for CPU configs; frozen umT5 for the real one, kept outside the
+  module's parameters so checkpoints stay transformer-sized).
+
+Its forward reuses the transformer's own submodules (rope, patch embedding, condition embedder,
+blocks, output head); only the loop over blocks is ours, to add the camera term.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import ModelMixin, WanTransformer3DModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from actionimages.errors import ActionImagesError
+from actionimages.model.config import ModelConfig
+from actionimages.model.latents import LatentSpace
+from actionimages.model.text import HashedTextEncoder
+
+
+def build_transformer(cfg: ModelConfig) -> WanTransformer3DModel:
+    tr = cfg.transformer
+    c = cfg.latent.channels
+    return WanTransformer3DModel(
+        patch_size=tuple(tr.patch_size),
+        num_attention_heads=tr.num_attention_heads,
+        attention_head_dim=tr.attention_head_dim,
+        in_channels=c,
+        out_channels=c,
+        text_dim=tr.text_dim,
+        freq_dim=tr.freq_dim,
+        ffn_dim=tr.ffn_dim,
+        num_layers=tr.num_layers,
+        cross_attn_norm=tr.cross_attn_norm,
+        qk_norm=tr.qk_norm,
+        eps=1e-6,
+        rope_max_seq_len=tr.rope_max_seq_len,
+    )
+
+
+class WorldActionModel(ModelMixin, ConfigMixin):
+    """Joint multiview observation + action-image video model.
+
+    Build with ``WorldActionModel(spec=config.to_dict())`` or :func:`from_config`; save with
+    ``save_pretrained`` (``config.json`` + safetensors) and load with
+    :func:`actionimages.model.load_model`.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__()
+        cfg = ModelConfig.from_dict(spec)
+        self.spec = cfg
+        tr = cfg.transformer
+        self.transformer = build_transformer(cfg)
+        self.latent_space = LatentSpace(cfg.latent)
+        t = cfg.text
+        self.text_encoder = (
+            HashedTextEncoder(t.dim, t.num_buckets, t.num_layers, t.num_heads, t.max_tokens)
+            if t.kind == "hashed"
+            else None
+        )
+        self._external_text: list[nn.Module] = []  # umT5 lives here: not a registered submodule
+        sub = cfg.plucker_subgrid
+        self.camera_encoder = nn.Sequential(
+            nn.Linear(6 * sub * sub, cfg.camera_dim), nn.SiLU(), nn.Linear(cfg.camera_dim, cfg.camera_dim)
+        )
+        self.camera_proj = nn.ModuleList(nn.Linear(cfg.camera_dim, tr.dim) for _ in range(tr.num_layers))
+        for proj in self.camera_proj:  # zero-init: a pretrained backbone starts unchanged
+            nn.init.zeros_(proj.weight)
+            nn.init.zeros_(proj.bias)
+        self.stream_embed = nn.Parameter(torch.zeros(2, tr.dim))
+        self.gradient_checkpointing = cfg.gradient_checkpointing
+
+    @classmethod
+    def from_config_object(cls, cfg: ModelConfig) -> WorldActionModel:
+        return cls(spec=cfg.to_dict())
+
+    # ----------------------------------------------------------------- text
+    def attach_text_encoder(self, encoder: nn.Module) -> None:
+        """Use an external (frozen, e.g. umT5) text encoder; it is not saved with the model."""
+        self._external_text[:] = [encoder]
+
+    def encode_text(self, instructions: list[str]) -> torch.Tensor:
+        """Instructions (B strings) -> text embeddings (B, L, text_dim)."""
+        if self.text_encoder is not None:
+            return self.text_encoder(instructions)
+        if not self._external_text:
+            raise ActionImagesError(
+                f"config {self.spec.name!r} needs an external text encoder (umT5); load the model with "
+                "load_pretrained_wan(...) or call attach_text_encoder(UMT5TextEncoder.from_pretrained(dir))"
+            )
+        enc = self._external_text[0]
+        out = enc(instructions)
+        return out.to(device=self.device, dtype=self.transformer.dtype)
+
+    # ---------------------------------------------------------------- camera
+    def plucker_features(self, plucker: torch.Tensor) -> torch.Tensor:
+        """Plücker rays (B, V, 6, F, H, W) -> per-token ray samples (B, V, f, hp, wp, 6·sub²).
+
+        Latent frame 0 uses video frame 0; latent frame j >= 1 averages frames 4j-3 .. 4j, the
+        frames the causal VAE folds into it.
+        """
+        cfg = self.spec
+        if plucker.ndim != 6 or plucker.shape[2] != 6:
+            raise ActionImagesError(f"plucker must be (B, V, 6, F, H, W), got {tuple(plucker.shape)}")
+        b, v, _, f_in, h, w = plucker.shape
+        t = cfg.latent.temporal
+        if (f_in - 1) % t:
+            raise ActionImagesError(f"plucker must have 1 + {t}k frames, got {f_in}")
+        groups = [plucker[:, :, :, :1]] + [
+            plucker[:, :, :, 1 + t * j : 1 + t * (j + 1)].mean(3, keepdim=True)
+            for j in range((f_in - 1) // t)
+        ]
+        p = torch.cat(groups, 3)  # (B, V, 6, f, H, W)
+        f = p.shape[3]
+        hp, wp = h // cfg.token_stride, w // cfg.token_stride
+        sub = cfg.plucker_subgrid
+        p = p.permute(0, 1, 3, 2, 4, 5).reshape(b * v * f, 6, h, w)
+        p = F.adaptive_avg_pool2d(p, (hp * sub, wp * sub))
+        p = F.pixel_unshuffle(p, sub)  # (BVf, 6 sub², hp, wp)
+        return p.reshape(b, v, f, 6 * sub * sub, hp, wp).permute(0, 1, 2, 4, 5, 3)
+
+    # --------------------------------------------------------------- forward
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        text: torch.Tensor,
+        camera: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict velocity (or clean latents, for ``prediction="x"``) for every latent frame.
+
+        Args:
+            latents: (B, C, S·f, h, w) normalised latents, segments along latent time.
+            timesteps: (B, S·f) per-latent-frame timesteps in [0, 1000] (σ·1000).
+            text: (B, L, text_dim) text embeddings.
+            camera: (B, V, f, hp, wp, 6·sub²) from :meth:`plucker_features`.
+        Returns:
+            (B, C, S·f, h, w).
+        """
+        cfg, T = self.spec, self.transformer
+        b, c, lt, h, w = latents.shape
+        s, f = cfg.num_segments, camera.shape[2]
+        _, ph, pw = T.config.patch_size
+        if lt != s * f or h % ph or w % pw:
+            raise ActionImagesError(
+                f"latents {tuple(latents.shape)} do not fit {s} segments of {f} latent frames and patch {ph}×{pw}"
+            )
+        if timesteps.shape != (b, lt):
+            raise ActionImagesError(f"timesteps must be (B, S·f) = {(b, lt)}, got {tuple(timesteps.shape)}")
+        hp, wp = h // ph, w // pw
+        per_frame = hp * wp
+        dtype = T.patch_embedding.weight.dtype
+
+        rotary = T.rope(latents)
+        hs = T.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2).contiguous()  # (B, L, D)
+        stream = (torch.arange(s, device=hs.device) % 2).repeat_interleave(f * per_frame)
+        hs = hs + self.stream_embed[stream].to(hs.dtype)
+
+        # Timestep embeddings once per latent frame, then repeated over its tokens.
+        temb, tproj, enc, _ = T.condition_embedder(
+            timesteps.flatten(), text.to(dtype), None, timestep_seq_len=lt
+        )
+        temb = temb.repeat_interleave(per_frame, 1)  # (B, L, D)
+        tproj = tproj.repeat_interleave(per_frame, 1).unflatten(2, (6, -1))  # (B, L, 6, D)
+
+        cam = self.camera_encoder(camera.to(dtype))  # (B, V, f, hp, wp, Dc)
+        view_of_segment = torch.arange(s, device=cam.device) // 2
+        cam = cam[:, view_of_segment].reshape(b, s * f * per_frame, -1)  # (B, L, Dc), token order
+
+        for block, proj in zip(T.blocks, self.camera_proj, strict=True):
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                hs = checkpoint(self._block, block, proj, hs, cam, enc, tproj, rotary, use_reentrant=False)
+            else:
+                hs = self._block(block, proj, hs, cam, enc, tproj, rotary)
+
+        shift, scale = (T.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
+        hs = (T.norm_out(hs.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(hs)
+        hs = T.proj_out(hs)
+        hs = hs.reshape(b, lt, hp, wp, 1, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return hs.flatten(6, 7).flatten(4, 5).flatten(2, 3).float()
+
+    @staticmethod
+    def _block(block, proj, hs, cam, enc, tproj, rotary):
+        return block(hs + proj(cam), enc, tproj, rotary)
+
+    # ------------------------------------------------------------- helpers
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the trainer updates: everything but the (frozen) VAE and external text encoder."""
+        frozen = {id(p) for p in self.latent_space.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in frozen]
+
+    def num_parameters_by_part(self) -> dict[str, int]:
+        parts = {
+            "transformer": self.transformer,
+            "latent_space": self.latent_space,
+            "camera": nn.ModuleList([self.camera_encoder, self.camera_proj]),
+        }
+        if self.text_encoder is not None:
+            parts["text_encoder"] = self.text_encoder
+        return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}

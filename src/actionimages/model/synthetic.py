@@ -1,0 +1,91 @@
+"""Synthetic training batches in the ``SampleBuilder`` contract (ARCHITECTURE.md), for tests and benchmarks.
+
+The scene is the data package's ball-on-a-floor rendering: RGB shows the end-effector as a ball,
+the action images are the codec's, so video and actions agree exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from actionimages.codec.camera import Camera
+from actionimages.data.synthetic import default_cameras, render_ball, synthetic_actions
+from actionimages.errors import ActionImagesError
+from actionimages.model.config import ModelConfig
+
+CAMERA_NAMES = ("front", "side", "top", "back")
+
+
+def action_codec(cameras):
+    """The project's :class:`ActionImageCodec` for ``cameras`` (imported late: it is a sibling package)."""
+    try:
+        from actionimages.codec import ActionImageCodec
+    except ImportError:  # exported from the package once the codec lands there
+        from actionimages.codec.codec import ActionImageCodec
+    return ActionImageCodec(cameras)
+
+
+def synthetic_sample(
+    cfg: ModelConfig, seed: int, instruction: str = "move the ball to the target"
+) -> dict[str, Any]:
+    """One training sample (V, 3, F, H, W tensors etc.) of a random smooth trajectory."""
+    if cfg.num_views > len(CAMERA_NAMES):
+        raise ActionImagesError(f"synthetic samples have at most {len(CAMERA_NAMES)} views")
+    cams: list[Camera] = list(default_cameras(cfg.width, cfg.height, CAMERA_NAMES[: cfg.num_views]).values())
+    actions = synthetic_actions(cfg.num_frames, seed=seed)
+    rgb = np.stack([np.stack([render_ball(c, a[:3]) for a in actions]) for c in cams])  # (V, F, H, W, 3)
+    act_img = action_codec(cams).encode(actions)  # (V, F, H, W, 3) in [0, 1]
+    plucker = np.stack([c.plucker(cams[0]) for c in cams])  # (V, H, W, 6)
+    f = cfg.num_frames
+
+    def to_video(x: np.ndarray) -> torch.Tensor:  # (V, F, H, W, 3) in [0, 1] -> (V, 3, F, H, W) in [-1, 1]
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))).float() * 2 - 1
+
+    return {
+        "rgb": to_video(rgb.astype(np.float32) / 255.0),
+        "action_images": to_video(act_img),
+        "plucker": torch.from_numpy(plucker)
+        .permute(0, 3, 1, 2)[:, :, None]
+        .expand(-1, -1, f, -1, -1)
+        .contiguous(),
+        "K": torch.from_numpy(np.stack([c.K for c in cams]))
+        .float()[:, None]
+        .expand(-1, f, -1, -1)
+        .contiguous(),
+        "cam_to_world": torch.from_numpy(np.stack([c.cam_to_world for c in cams]))
+        .float()[:, None]
+        .expand(-1, f, -1, -1)
+        .contiguous(),
+        "actions": torch.from_numpy(actions).float(),
+        "frame_valid": torch.ones(f, dtype=torch.bool),
+        "has_actions": torch.tensor(True),
+        "instruction": instruction,
+        "episode": int(seed),
+        "start": 0,
+    }
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack samples into a batch: tensors gain a leading B dimension, strings become lists."""
+    if not samples:
+        raise ActionImagesError("cannot collate an empty list of samples")
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        vals = [s[key] for s in samples]
+        if isinstance(vals[0], torch.Tensor):
+            out[key] = torch.stack(vals)
+        elif isinstance(vals[0], int | float | bool):
+            out[key] = torch.tensor(vals)
+        else:
+            out[key] = list(vals)
+    return out
+
+
+def synthetic_batch(
+    cfg: ModelConfig, batch_size: int, seed: int = 0, instruction: str = "move the ball to the target"
+):
+    """A collated batch of ``batch_size`` synthetic samples (seeds ``seed .. seed + B - 1``)."""
+    return collate([synthetic_sample(cfg, seed + i, instruction) for i in range(batch_size)])
