@@ -44,8 +44,13 @@ class Prepared:
         return Prepared(self.x0[idx], self.camera[idx], self.frame_weight[idx], self.has_actions[idx], ins)
 
     def to(self, device: torch.device | str) -> Prepared:
-        return Prepared(self.x0.to(device), self.camera.to(device), self.frame_weight.to(device),
-                        self.has_actions.to(device), self.instruction)  # fmt: skip
+        return Prepared(
+            self.x0.to(device),
+            self.camera.to(device),
+            self.frame_weight.to(device),
+            self.has_actions.to(device),
+            self.instruction,
+        )
 
     @staticmethod
     def cat(items: Sequence[Prepared]) -> Prepared:
@@ -92,8 +97,10 @@ def check_batch(model: WorldActionModel, batch: Mapping[str, Any], frames: int |
 def _latent_frame_weight(frame_valid: torch.Tensor, temporal: int) -> torch.Tensor:
     """(B, F) bool -> (B, f) fraction of valid frames in each latent frame's group."""
     fv = frame_valid.float()
-    groups = [fv[:, :1]] + [fv[:, 1 + temporal * j : 1 + temporal * (j + 1)].mean(1, keepdim=True)
-                            for j in range((fv.shape[1] - 1) // temporal)]  # fmt: skip
+    groups = [fv[:, :1]] + [
+        fv[:, 1 + temporal * j : 1 + temporal * (j + 1)].mean(1, keepdim=True)
+        for j in range((fv.shape[1] - 1) // temporal)
+    ]
     return torch.cat(groups, 1)
 
 
@@ -118,8 +125,13 @@ def prepare_batch(model: WorldActionModel, batch: Mapping[str, Any]) -> Prepared
     fv = torch.ones(b, cfg.num_frames, dtype=torch.bool) if fv is None else fv.bool()
     has = batch.get("has_actions")
     has = torch.ones(b, dtype=torch.bool) if has is None else torch.as_tensor(has).bool().reshape(b)
-    return Prepared(x0, camera, _latent_frame_weight(fv, cfg.latent.temporal).to(model.device), has.to(model.device),
-                    list(batch["instruction"]))  # fmt: skip
+    return Prepared(
+        x0,
+        camera,
+        _latent_frame_weight(fv, cfg.latent.temporal).to(model.device),
+        has.to(model.device),
+        list(batch["instruction"]),
+    )
 
 
 def sample_training_sigma(cfg, gen: torch.Generator) -> float:

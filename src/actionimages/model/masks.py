@@ -71,7 +71,7 @@ def sample_modes(
     has_actions: Sequence[bool] | torch.Tensor,
     generators: Sequence[torch.Generator],
 ) -> list[str]:
-    """One mode per sample: from ``mix`` if it has actions, else ``"video"`` (only masks that need no actions)."""
+    """One mode per sample: drawn from ``mix`` if it has actions, else ``"video"`` (needs no actions)."""
     names = [m for m in MODES if mix.get(m, 0.0) > 0]
     unknown = set(mix) - set(MODES)
     if unknown:

@@ -162,7 +162,7 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         _, ph, pw = T.config.patch_size
         if lt != s * f or h % ph or w % pw:
             raise ActionImagesError(
-                f"latents {tuple(latents.shape)} do not fit {s} segments of {f} latent frames and patch {ph}×{pw}"
+                f"latents {tuple(latents.shape)} do not fit {s} segments × {f} frames, patch {ph}×{pw}"
             )
         if timesteps.shape != (b, lt):
             raise ActionImagesError(f"timesteps must be (B, S·f) = {(b, lt)}, got {tuple(timesteps.shape)}")

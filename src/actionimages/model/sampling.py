@@ -51,7 +51,7 @@ def _frames_to(x: torch.Tensor, frames: int, name: str) -> torch.Tensor:
 
 
 def batch_cameras(batch: Mapping[str, Any], index: int) -> list[Camera] | list[list[Camera]]:
-    """Cameras of sample ``index`` from the batch's ``K`` (B, V, F, 3, 3) and ``cam_to_world`` (B, V, F, 4, 4)."""
+    """Cameras of sample ``index`` from ``K`` (B, V, F, 3, 3) and ``cam_to_world`` (B, V, F, 4, 4)."""
     if "K" not in batch or "cam_to_world" not in batch:
         raise ActionImagesError("decoding actions needs batch['K'] and batch['cam_to_world']")
     K = torch.as_tensor(batch["K"])[index].double().cpu().numpy()
@@ -205,8 +205,9 @@ def generate(
     else:
         actions = torch.full((b, cfg.num_frames, 7), float("nan"))
         valid = torch.zeros(b, cfg.num_frames, dtype=torch.bool)
-    return Generation(rgb=rgb, action_images=act, actions=actions, valid=valid, latents=latents, states=states,
-                      mode=mode)  # fmt: skip
+    return Generation(
+        rgb=rgb, action_images=act, actions=actions, valid=valid, latents=latents, states=states, mode=mode
+    )
 
 
 __all__ = ["ABSENT", "GENERATE", "GIVEN", "Generation", "batch_cameras", "decode_actions", "generate"]

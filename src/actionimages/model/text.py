@@ -57,8 +57,9 @@ class HashedTextEncoder(nn.Module):
     (used for classifier-free guidance) maps to one learned "no text" token.
     """
 
-    def __init__(self, dim: int, num_buckets: int = 4096, num_layers: int = 1, num_heads: int = 4,
-                 max_tokens: int = 24) -> None:  # fmt: skip
+    def __init__(
+        self, dim: int, num_buckets: int = 4096, num_layers: int = 1, num_heads: int = 4, max_tokens: int = 24
+    ) -> None:
         super().__init__()
         if num_buckets < 2:
             raise ActionImagesError("num_buckets must be >= 2")
@@ -68,8 +69,9 @@ class HashedTextEncoder(nn.Module):
         self.kind = nn.Embedding(2, dim)  # word vs bigram token
         self.pos = nn.Embedding(max_tokens + 1, dim)
         self.summary = nn.Parameter(torch.randn(dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, num_heads, 2 * dim, dropout=0.0, batch_first=True,
-                                           norm_first=True)  # fmt: skip
+        layer = nn.TransformerEncoderLayer(
+            dim, num_heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         for emb in (self.word, self.gram):
@@ -132,8 +134,14 @@ class UMT5TextEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, instructions: Sequence[str]) -> torch.Tensor:
         """Embeddings (B, max_tokens, d_model), zero beyond each prompt's length."""
-        t = self.tokenizer(list(instructions), padding="max_length", max_length=self.max_tokens,
-                           truncation=True, add_special_tokens=True, return_tensors="pt")  # fmt: skip
+        t = self.tokenizer(
+            list(instructions),
+            padding="max_length",
+            max_length=self.max_tokens,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        )
         dev = next(self.encoder.parameters()).device
         ids, mask = t.input_ids.to(dev), t.attention_mask.to(dev)
         out = self.encoder(ids, mask).last_hidden_state
