@@ -627,6 +627,10 @@ class DatasetReader:
             return None
         return {k: v[0] for k, v in table.slice(eps.index(i), 1).to_pydict().items()}
 
+    def num_frames(self, i: int) -> int:
+        """Length of episode ``i`` (from metadata; no decoding)."""
+        return int(self.meta(i)["length"])
+
     def video_path(self, i: int, camera: str) -> Path:
         """Path of episode ``i``'s video of ``camera``."""
         row = self.meta(i)

@@ -1,0 +1,252 @@
+"""Training samples: clips of F frames × V views with action images, Plücker maps and cameras.
+
+:class:`SampleBuilder` turns an :class:`~actionimages.data.Episode` into the sample dict of
+docs/ARCHITECTURE.md. Images are centre-cropped and resized with the same geometry as
+:meth:`Camera.crop_resize` (output pixel u' samples the source at u = u'/s + dx, pixel centres at
+integers), with a triangle (area-like) filter when shrinking, so a 3D point projects to the same
+place in the resized RGB frame and in the action image rendered with the resized camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from actionimages.codec.camera import Camera, center_crop_box
+from actionimages.data.episode import Episode
+from actionimages.errors import ActionImagesError, DataError
+
+
+# ----------------------------------------------------------------------------- resampling
+def _axis_taps(src_len: int, dst_len: int, offset: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sampling taps along one axis: indices (dst, K) and weights (dst, K) summing to 1.
+
+    Output pixel j is centred on source coordinate ``j / scale + offset``; a triangle filter of
+    half-width ``max(1, 1/scale)`` source pixels anti-aliases downscaling. Taps outside the image
+    are dropped and the rest renormalised (edge replication would smear borders).
+    """
+    centre = np.arange(dst_len) / scale + offset
+    half = max(1.0, 1.0 / scale)
+    lo = np.floor(centre - half).astype(np.int64) + 1
+    K = int(np.ceil(2 * half)) + 1
+    idx = lo[:, None] + np.arange(K)[None]
+    w = np.maximum(0.0, 1.0 - np.abs(idx - centre[:, None]) / half)
+    w *= (idx >= 0) & (idx < src_len)
+    s = w.sum(1, keepdims=True)
+    # a centre beyond the border by more than `half` would have no taps: use the nearest pixel
+    empty = s[:, 0] <= 0
+    if np.any(empty):
+        near = np.clip(np.round(centre[empty]), 0, src_len - 1).astype(np.int64)
+        idx[empty] = near[:, None]
+        w[empty] = 0.0
+        w[empty, 0] = 1.0
+        s = w.sum(1, keepdims=True)
+    return np.clip(idx, 0, src_len - 1), (w / s).astype(np.float32)
+
+
+def crop_resize_frames(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """Centre-crop and resize uint8 frames (N, H, W, 3) to float32 (N, 3, height, width) in [0, 255].
+
+    The geometry matches :meth:`Camera.crop_resize` exactly (see module docstring).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ActionImagesError(f"frames must have shape (N, H, W, 3), got {frames.shape}")
+    N, H, W, _ = frames.shape
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    if (W, H) == (width, height):
+        return x
+    dx, dy, cw, ch = center_crop_box(W, H, width, height)
+    sx, sy = width / cw, height / ch
+    ix, wx = _axis_taps(W, width, dx, sx)
+    iy, wy = _axis_taps(H, height, dy, sy)
+    # horizontal then vertical pass; each is a K-tap weighted gather (cheap, no dense matrix)
+    out = torch.zeros(N, 3, H, width)
+    for k in range(ix.shape[1]):
+        out += x[..., torch.from_numpy(ix[:, k])] * torch.from_numpy(wx[:, k])
+    res = torch.zeros(N, 3, height, width)
+    for k in range(iy.shape[1]):
+        res += out[:, :, torch.from_numpy(iy[:, k]), :] * torch.from_numpy(wy[:, k])[:, None]
+    return res
+
+
+# ----------------------------------------------------------------------------- the builder
+class SampleBuilder:
+    """Build training samples (docs/ARCHITECTURE.md) from episodes.
+
+    Args:
+        num_frames: F, frames per clip. With ``vae_frames=True`` F must be ≡ 1 (mod 4) (Wan VAE).
+        stride: step between clip frames, in episode frames.
+        num_views: V, views per sample.
+        height, width: output size H × W.
+        training: random clip start and a random ordered choice of V cameras per sample; when
+            False the start defaults to 0 and the views are the first V cameras (or ``views``).
+        sigma_frac, axis_length: action-image rendering (``ActionImageCodec``).
+        views: fixed camera names to use (overrides the random choice), length V.
+        vae_frames: enforce F ≡ 1 (mod 4).
+        codec_factory: ``(cameras, sigma_frac=, axis_length=) -> codec`` with ``encode``; default
+            :class:`actionimages.codec.ActionImageCodec`.
+    """
+
+    def __init__(
+        self,
+        num_frames: int = 41,
+        stride: int = 1,
+        num_views: int = 2,
+        height: int = 256,
+        width: int = 256,
+        training: bool = True,
+        sigma_frac: float = 0.05,
+        axis_length: float = 0.10,
+        views: Sequence[str] | None = None,
+        vae_frames: bool = True,
+        codec_factory: Any = None,
+    ) -> None:
+        for name, v in (("num_frames", num_frames), ("stride", stride), ("num_views", num_views)):
+            if int(v) != v or v < 1:
+                raise ActionImagesError(f"{name} must be a positive integer, got {v}")
+        if vae_frames and num_frames % 4 != 1:
+            raise ActionImagesError(
+                f"num_frames must be 1 mod 4 for the Wan VAE (e.g. 41), got {num_frames}; "
+                "pass vae_frames=False to allow it"
+            )
+        if min(height, width) < 2:
+            raise ActionImagesError(f"output size must be at least 2x2, got {width}x{height}")
+        if views is not None and len(views) != num_views:
+            raise ActionImagesError(f"views {list(views)} must name exactly num_views={num_views} cameras")
+        if not sigma_frac > 0 or not axis_length > 0:
+            raise ActionImagesError("sigma_frac and axis_length must be positive")
+        self.num_frames, self.stride, self.num_views = int(num_frames), int(stride), int(num_views)
+        self.height, self.width, self.training = int(height), int(width), bool(training)
+        self.sigma_frac, self.axis_length = float(sigma_frac), float(axis_length)
+        self.views = list(views) if views is not None else None
+        self.codec_factory = codec_factory
+
+    @property
+    def span(self) -> int:
+        """Episode frames covered by one clip: ``(F - 1) * stride + 1``."""
+        return (self.num_frames - 1) * self.stride + 1
+
+    def max_start(self, num_frames: int) -> int:
+        """Largest start that keeps the whole clip inside an episode of ``num_frames`` (0 if shorter)."""
+        return max(0, num_frames - self.span)
+
+    def choose_views(self, episode: Episode, rng: np.random.Generator | None) -> list[str]:
+        """The V camera names for one sample (random order-aware pick when training)."""
+        names = episode.camera_names
+        where = episode.info.get("source", "episode")
+        if self.views is not None:
+            missing = [v for v in self.views if v not in names]
+            if missing:
+                raise DataError(f"{where}: requested views {missing} not among cameras {names}")
+            return list(self.views)
+        if len(names) < self.num_views:
+            raise DataError(f"{where}: has {len(names)} cameras {names}, samples need {self.num_views} views")
+        if self.training:
+            rng = rng if rng is not None else np.random.default_rng()
+            return [names[i] for i in rng.choice(len(names), self.num_views, replace=False)]
+        return names[: self.num_views]
+
+    def _codec(self, cameras: Sequence[Any]) -> Any:
+        factory = self.codec_factory
+        if factory is None:
+            try:
+                from actionimages.codec import ActionImageCodec
+            except ImportError as exc:  # the codec is a separate part; say so plainly
+                raise ActionImagesError("actionimages.codec.ActionImageCodec is not available") from exc
+            factory = ActionImageCodec
+        return factory(cameras, sigma_frac=self.sigma_frac, axis_length=self.axis_length)
+
+    def __call__(
+        self,
+        episode: Episode,
+        start: int | None = None,
+        rng: np.random.Generator | None = None,
+        episode_index: int = -1,
+        views: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """One sample from ``episode`` (dict of docs/ARCHITECTURE.md, tensors without batch dim).
+
+        Args:
+            episode: the source episode (frames may be lazy; only the clip's frames are decoded).
+            start: first frame; default random in ``[0, max_start]`` when training, else 0.
+            rng: randomness for start and views (default: a fresh generator).
+            episode_index: provenance stored under ``episode``.
+            views: camera names for this call (overrides the builder's choice).
+        """
+        T = episode.num_frames
+        F, H, W = self.num_frames, self.height, self.width
+        if start is None:
+            if self.training:
+                rng = rng if rng is not None else np.random.default_rng()
+                start = int(rng.integers(0, self.max_start(T) + 1))
+            else:
+                start = 0
+        start = int(start)
+        if not 0 <= start < T:
+            raise ActionImagesError(f"clip start {start} outside episode of {T} frames")
+        raw = start + self.stride * np.arange(F)
+        valid = raw < T
+        idx = np.minimum(raw, T - 1)  # pad with the last frame; marked invalid below
+        names = list(views) if views is not None else self.choose_views(episode, rng)
+        if len(names) != self.num_views:
+            raise ActionImagesError(f"need {self.num_views} views, got {names}")
+        uniq, inverse = np.unique(idx, return_inverse=True)
+
+        rgb, Ks, Ts, cams_per_view = [], [], [], []
+        for name in names:
+            video = episode.frames[name]
+            frames = np.asarray(video[uniq])
+            img = crop_resize_frames(frames, W, H)[torch.from_numpy(inverse)]  # (F, 3, H, W) in [0, 255]
+            rgb.append(img.permute(1, 0, 2, 3) / 127.5 - 1.0)
+            if episode.is_static(name):
+                cam = episode.cameras[name].crop_resize(W, H)
+                seq = [cam] * F
+                cams_per_view.append(cam)
+            else:
+                seq = [episode.camera_at(name, int(t)).crop_resize(W, H) for t in idx]
+                cams_per_view.append(seq)
+            Ks.append(np.stack([c.K for c in seq]))
+            Ts.append(np.stack([c.cam_to_world for c in seq]))
+
+        reference = cams_per_view[0] if isinstance(cams_per_view[0], Camera) else cams_per_view[0][0]
+        plucker = []
+        for spec in cams_per_view:
+            if isinstance(spec, Camera):
+                pl = torch.from_numpy(spec.plucker(reference)).permute(2, 0, 1)  # (6, H, W)
+                plucker.append(pl[:, None].expand(6, F, H, W))
+            else:
+                per = {}
+                for c in spec:  # consecutive padded frames share a camera object
+                    if id(c) not in per:
+                        per[id(c)] = torch.from_numpy(c.plucker(reference)).permute(2, 0, 1)
+                plucker.append(torch.stack([per[id(c)] for c in spec], 1))
+        actions = episode.actions[idx].astype(np.float64)
+        if episode.has_actions:
+            imgs = self._codec(cams_per_view).encode(actions)
+            imgs = torch.as_tensor(np.asarray(imgs), dtype=torch.float32)  # (V, F, H, W, 3)
+            if tuple(imgs.shape) != (self.num_views, F, H, W, 3):
+                raise ActionImagesError(
+                    f"codec returned shape {tuple(imgs.shape)}, expected {(self.num_views, F, H, W, 3)}"
+                )
+            action_images = imgs.permute(0, 4, 1, 2, 3) * 2.0 - 1.0
+            act = torch.from_numpy(actions.astype(np.float32))
+        else:
+            action_images = torch.full((self.num_views, 3, F, H, W), -1.0)
+            act = torch.zeros(F, 7)
+        return {
+            "rgb": torch.stack(rgb).contiguous(),
+            "action_images": action_images.contiguous(),
+            "plucker": torch.stack(plucker),
+            "K": torch.from_numpy(np.stack(Ks).astype(np.float32)),
+            "cam_to_world": torch.from_numpy(np.stack(Ts).astype(np.float32)),
+            "actions": act,
+            "frame_valid": torch.from_numpy(valid),
+            "has_actions": torch.tensor(bool(episode.has_actions)),
+            "instruction": episode.instruction,
+            "episode": int(episode_index),
+            "start": start,
+        }

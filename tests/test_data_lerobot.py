@@ -1,0 +1,248 @@
+"""LeRobot-v3 writer/reader: layout, round trip, atomic commits, appends and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from actionimages.codec import Camera
+from actionimages.data import DatasetReader, DatasetWriter, Episode, decode_frames
+from actionimages.data import lerobot as lr
+from actionimages.data.synthetic import make_synthetic_episode
+from actionimages.errors import DataError
+
+
+def _write(root, n=2, T=10, **kw):
+    eps = [make_synthetic_episode(T=T, seed=s, per_frame_cameras=(s % 2 == 1), **kw) for s in range(n)]
+    with DatasetWriter(root, fps=10) as w:
+        for ep in eps:
+            w.add_episode(ep)
+    return eps
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds") / "d"
+    eps = _write(root, n=3, T=12)
+    return root, eps
+
+
+def test_layout_follows_lerobot_v3(dataset):
+    root, eps = dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0"
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    assert info["total_episodes"] == 3 and info["total_frames"] == 36 and info["total_tasks"] == 1
+    assert info["splits"] == {"train": "0:3"} and info["fps"] == 10 and info["chunks_size"] == 1000
+    feats = info["features"]
+    for key in (
+        "action",
+        "observation.state",
+        "timestamp",
+        "frame_index",
+        "episode_index",
+        "index",
+        "task_index",
+    ):
+        assert key in feats
+    assert feats["observation.images.front"]["dtype"] == "video"
+    assert feats["observation.images.front"]["shape"] == [64, 64, 3]
+    assert feats["observation.images.front"]["info"]["video.codec"] == "h264"
+    for e in range(3):
+        assert (root / f"data/chunk-000/file-{e:03d}.parquet").exists()
+        assert (root / f"meta/episodes/chunk-000/file-{e:03d}.parquet").exists()
+        for cam in ("front", "side"):
+            assert (root / f"videos/observation.images.{cam}/chunk-000/file-{e:03d}.mp4").exists()
+    data = pq.read_table(root / "data/chunk-000/file-001.parquet")
+    assert data.schema.field("action").type == pa.list_(pa.float32(), 7)
+    assert data.column("index").to_pylist() == list(range(12, 24))
+    assert data.column("episode_index").to_pylist() == [1] * 12
+    np.testing.assert_allclose(data.column("timestamp").to_numpy(), np.arange(12) / 10, atol=1e-6)
+    row = pq.read_table(root / "meta/episodes/chunk-000/file-002.parquet").to_pylist()[0]
+    assert row["episode_index"] == 2 and row["length"] == 12 and row["tasks"] == [eps[2].instruction]
+    assert (row["dataset_from_index"], row["dataset_to_index"]) == (24, 36)
+    assert row["videos/observation.images.side/to_timestamp"] == pytest.approx(1.2)
+    tasks = pq.read_table(root / "meta/tasks.parquet")
+    assert tasks.column("task").to_pylist() == [eps[0].instruction]
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert stats["action"]["count"] == [36]
+    all_actions = np.concatenate([e.actions for e in eps]).astype(np.float32)
+    np.testing.assert_allclose(stats["action"]["mean"], all_actions.mean(0), atol=1e-5)
+    np.testing.assert_allclose(stats["action"]["std"], all_actions.std(0), atol=1e-5)
+    assert np.asarray(stats["observation.images.front"]["mean"]).shape == (3, 1, 1)
+
+
+def test_round_trip(dataset):
+    root, eps = dataset
+    r = DatasetReader(root)
+    assert len(r) == 3 and r.cameras == ["front", "side"] and r.fps == 10.0
+    for i, ref in enumerate(eps):
+        ep = r.episode(i)
+        assert ep.instruction == ref.instruction and ep.task == ref.task and ep.has_actions
+        assert ep.info["seed"] == ref.info["seed"] and ep.info["episode_index"] == i
+        np.testing.assert_allclose(ep.actions, ref.actions, atol=1e-6)
+        np.testing.assert_allclose(ep.state, ref.state, atol=1e-6)
+        for cam in ("front", "side"):
+            assert ep.is_static(cam) == ref.is_static(cam)
+            for t in (0, 11):
+                a, b = ep.camera_at(cam, t), ref.camera_at(cam, t)
+                np.testing.assert_allclose(a.K, b.K)
+                np.testing.assert_allclose(a.cam_to_world, b.cam_to_world)
+            frames = np.asarray(ep.frames[cam])
+            assert frames.shape == (12, 64, 64, 3) and frames.dtype == np.uint8
+            err = np.abs(frames.astype(int) - ref.frames[cam]).mean()
+            assert err < 2.0, err  # yuv444p CRF 15 is near-lossless
+
+
+def test_random_access_frames(dataset):
+    root, _ = dataset
+    r = DatasetReader(root)
+    full = r.frames(0, "front", np.arange(12))
+    idx = [9, 2, 2, 11, 0, 5]
+    np.testing.assert_array_equal(r.frames(0, "front", idx), full[idx])
+    np.testing.assert_array_equal(r.episode(0).frames["front"][3], full[3])
+    with pytest.raises(IndexError):
+        r.frames(0, "front", [12])
+    with pytest.raises(IndexError):
+        r.episode(3)
+
+
+def test_append_and_reader_sees_new_episodes(tmp_path):
+    root = tmp_path / "d"
+    _write(root, n=1, T=6)
+    r = DatasetReader(root)
+    assert len(r) == 1
+    with DatasetWriter(root, fps=10) as w:
+        assert w.add_episode(make_synthetic_episode(T=7, seed=5, instruction="other")) == 1
+    assert len(r) == 2 and r.num_frames(1) == 7 and r.tasks == ["move the ball to the target", "other"]
+    data = pq.read_table(root / "data/chunk-000/file-001.parquet")
+    assert data.column("index").to_pylist() == list(range(6, 13))
+    assert data.column("task_index").to_pylist() == [1] * 7
+
+
+def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
+    root = tmp_path / "d"
+    _write(root, n=2, T=6)
+    calls = {"n": 0}
+    real = lr.encode_video
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # second camera of the new episode
+            raise KeyboardInterrupt("simulated crash")
+        return real(*a, **k)
+
+    monkeypatch.setattr(lr, "encode_video", flaky)
+    w = DatasetWriter(root, fps=10)
+    with pytest.raises(KeyboardInterrupt):
+        w.add_episode(make_synthetic_episode(T=6, seed=9))
+    w.close()
+    # the first camera's video of episode 2 was committed under its final name, no temp files
+    assert (root / "videos/observation.images.front/chunk-000/file-002.mp4").exists()
+    assert not list(root.rglob(".tmp-*"))
+    r = DatasetReader(root)
+    assert len(r) == 2 and np.asarray(r.episode(1).frames["side"]).shape == (6, 64, 64, 3)
+    monkeypatch.setattr(lr, "encode_video", real)
+    with DatasetWriter(root, fps=10) as w2:  # reopening removes the leftovers and appends
+        assert not (root / "videos/observation.images.front/chunk-000/file-002.mp4").exists()
+        assert w2.add_episode(make_synthetic_episode(T=5, seed=3)) == 2
+    assert DatasetReader(root).num_frames(2) == 5
+
+
+def test_crash_before_info_commit(tmp_path, monkeypatch):
+    root = tmp_path / "d"
+    _write(root, n=1, T=6)
+    real = lr._write_json_atomic
+
+    def fail_info(path, data):
+        if path.name == "info.json":
+            raise OSError("disk full")
+        real(path, data)
+
+    monkeypatch.setattr(lr, "_write_json_atomic", fail_info)
+    with DatasetWriter(root, fps=10) as w, pytest.raises(OSError):
+        w.add_episode(make_synthetic_episode(T=6, seed=1))
+    assert (root / "meta/episodes/chunk-000/file-001.parquet").exists()  # written but not committed
+    r = DatasetReader(root)
+    assert len(r) == 1 and json.loads((root / "meta/info.json").read_text())["total_frames"] == 6
+    monkeypatch.setattr(lr, "_write_json_atomic", real)
+    with DatasetWriter(root, fps=10) as w:
+        assert w.add_episode(make_synthetic_episode(T=4, seed=1)) == 1
+    assert DatasetReader(root).num_frames(1) == 4
+
+
+def test_writer_rejects_conflicts(tmp_path):
+    root = tmp_path / "d"
+    w = DatasetWriter(root, fps=10)
+    with pytest.raises(DataError, match="another DatasetWriter"):
+        DatasetWriter(root, fps=10)
+    w.add_episode(make_synthetic_episode(T=4))
+    with pytest.raises(DataError, match="fps"):
+        w.add_episode(make_synthetic_episode(T=4, fps=5))
+    with pytest.raises(DataError, match="cameras"):
+        w.add_episode(make_synthetic_episode(T=4, cameras=("front",)))
+    with pytest.raises(DataError, match="shape"):
+        w.add_episode(make_synthetic_episode(T=4, width=32))
+    w.close()
+    with pytest.raises(DataError, match="fps"):
+        DatasetWriter(root, fps=30)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(DataError, match="not a dataset"):
+        DatasetWriter(tmp_path / "junk", fps=10)
+
+
+def test_episode_validation_names_the_problem():
+    ep = make_synthetic_episode(T=5)
+    cams, frames = dict(ep.cameras), dict(ep.frames)
+    info = {"source": "ep-xyz"}
+    with pytest.raises(DataError, match="ep-xyz.*actions must have shape"):
+        Episode(frames=frames, cameras=cams, actions=np.zeros((5, 6)), info=info)
+    with pytest.raises(DataError, match="ep-xyz.*camera count differs"):
+        Episode(frames=frames, cameras={"front": cams["front"]}, actions=ep.actions, info=info)
+    with pytest.raises(DataError, match="frame-count mismatch"):
+        Episode(frames=frames, cameras=cams, actions=ep.actions[:4], info=info)
+    with pytest.raises(DataError, match="missing calibration"):
+        Episode(frames=frames, cameras={**cams, "side": None}, actions=ep.actions, info=info)
+    with pytest.raises(DataError, match="NaN"):
+        Episode(frames=frames, cameras=cams, actions=np.full((5, 7), np.nan), info=info)
+    with pytest.raises(DataError, match="camera name"):
+        Episode(frames={"a/b": frames["front"]}, cameras={"a/b": cams["front"]}, actions=ep.actions)
+    small = Camera(cams["front"].K, cams["front"].cam_to_world, 32, 32)
+    with pytest.raises(DataError, match="32x32 but its video is 64x64"):
+        Episode(frames=frames, cameras={**cams, "front": small}, actions=ep.actions, info=info)
+    quat = np.concatenate([ep.actions[:, :3], np.tile([0, 0, 0, 1.0], (5, 1)), ep.actions[:, 6:]], 1)
+    assert Episode(frames=frames, cameras=cams, actions=quat).actions.shape == (5, 7)
+
+
+def test_corrupt_and_truncated_video_raise_data_error(tmp_path):
+    root = tmp_path / "d"
+    _write(root, n=2, T=8)
+    path0 = root / "videos/observation.images.front/chunk-000/file-000.mp4"
+    path0.write_bytes(b"\x00garbage" * 100)
+    r = DatasetReader(root)
+    with pytest.raises(DataError, match=r"episode 0 camera 'front'.*file-000\.mp4"):
+        np.asarray(r.episode(0).frames["front"])
+    path1 = root / "videos/observation.images.side/chunk-000/file-001.mp4"
+    data = path1.read_bytes()
+    path1.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"file-001\.mp4"):
+        r.frames(1, "side", np.arange(8))
+    with pytest.raises(DataError, match="no frame"):
+        decode_frames(root / "videos/observation.images.front/chunk-000/file-001.mp4", [8], 10.0)
+
+
+def test_missing_calibration_is_reported(tmp_path):
+    root = tmp_path / "d"
+    _write(root, n=1, T=4)
+    path = root / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop(["actionimages/calibration"]), path)
+    with pytest.raises(DataError, match="episode 0: missing calibration"):
+        DatasetReader(root).episode(0)
