@@ -1,0 +1,23 @@
+"""Training: masked rectified flow for the world-action model, and the tiny VAE.
+
+Public API: :class:`Trainer` / :class:`TrainConfig` (the world-action model), :func:`train_vae` /
+:class:`VAETrainConfig` (option (a)'s small Wan VAE), the checkpoint helpers and the data sources.
+"""
+
+from actionimages.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
+from actionimages.train.data import PreparedCache, SyntheticSource, global_indices, open_source, sample_seed
+from actionimages.train.trainer import EMA, Trainer, TrainConfig
+
+__all__ = [
+    "EMA",
+    "PreparedCache",
+    "SyntheticSource",
+    "TrainConfig",
+    "Trainer",
+    "global_indices",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "open_source",
+    "sample_seed",
+    "save_checkpoint",
+]

@@ -1,0 +1,131 @@
+"""Training data for the trainer: a sample source, a step-indexed order, and a latent cache.
+
+The order of samples is a pure function of (seed, global step): epoch ``e`` is a fixed
+permutation seeded by (seed, e), and step ``s`` takes global positions
+``s·G .. (s+1)·G − 1`` (G = per-process batch × processes), rank ``r`` its ``r``-th slice. Resuming
+at step ``s`` therefore continues exactly the same data order with no iterator state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from actionimages.errors import ActionImagesError
+from actionimages.model.config import ModelConfig
+from actionimages.model.flow import Prepared, prepare_batch
+from actionimages.model.network import WorldActionModel
+
+
+class SampleSource(Protocol):
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+
+class SyntheticSource:
+    """``n`` synthetic clips (ball-on-floor scenes; see ``actionimages.model.synthetic``)."""
+
+    def __init__(
+        self, cfg: ModelConfig, n: int, seed: int = 0, instruction: str = "move the ball to the target"
+    ):
+        if n < 1:
+            raise ActionImagesError(f"synthetic source needs n >= 1, got {n}")
+        self.cfg, self.n, self.seed, self.instruction = cfg, n, seed, instruction
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from actionimages.model.synthetic import synthetic_sample
+
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return synthetic_sample(self.cfg, self.seed + index, self.instruction)
+
+
+def open_source(spec: str, cfg: ModelConfig) -> SampleSource:
+    """A sample source from a CLI ``--data`` value: ``synthetic:N`` or a dataset directory.
+
+    A directory is read with ``actionimages.data.ClipDataset`` (the data package's sample builder),
+    at the model's views, frames and image size.
+    """
+    if spec.startswith("synthetic:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError as exc:
+            raise ActionImagesError(f"--data synthetic:N needs an integer N, got {spec!r}") from exc
+        return SyntheticSource(cfg, n)
+    path = Path(spec)
+    if not path.exists():
+        raise ActionImagesError(f"--data {spec}: no such dataset directory")
+    try:
+        from actionimages.data import ClipDataset
+    except ImportError as exc:
+        raise ActionImagesError(
+            "reading a dataset directory needs actionimages.data.ClipDataset, which this install lacks"
+        ) from exc
+    return (
+        ClipDataset.for_model(path, cfg)
+        if hasattr(ClipDataset, "for_model")
+        else ClipDataset(
+            path, num_views=cfg.num_views, num_frames=cfg.num_frames, image_size=(cfg.height, cfg.width)
+        )
+    )
+
+
+def global_indices(step: int, global_batch: int, n: int, seed: int) -> list[int]:
+    """Dataset indices of the ``global_batch`` samples of ``step``."""
+    out = []
+    pos = step * global_batch
+    perm_epoch, perm = -1, None
+    for k in range(pos, pos + global_batch):
+        epoch, off = divmod(k, n)
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+            perm_epoch = epoch
+        out.append(perm[off])
+    return out
+
+
+def sample_seed(seed: int, step: int, position: int) -> int:
+    """Seed of the random draws of the sample at global ``position`` of ``step`` (< 2**63)."""
+    return (seed * 0x9E3779B1 + step * 1_000_003 + position) % (2**62)
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    from actionimages.model.synthetic import collate as _collate
+
+    return _collate(list(samples))
+
+
+class PreparedCache:
+    """Model-space samples (latents, camera features) computed once per dataset index.
+
+    The VAE is frozen, so encoding a clip again would give the same latents; caching them makes
+    a training step cost only the transformer. ``enabled=False`` prepares on every access.
+    """
+
+    def __init__(
+        self,
+        model: WorldActionModel,
+        source: SampleSource,
+        enabled: bool = True,
+        prepare: Callable | None = None,
+    ):
+        self.model, self.source, self.enabled = model, source, enabled
+        self.prepare = prepare or prepare_batch
+        self.store: dict[int, Prepared] = {}
+
+    def get(self, indices: Sequence[int]) -> Prepared:
+        missing = [i for i in dict.fromkeys(indices) if i not in self.store]
+        if missing:
+            prep = self.prepare(self.model, collate([self.source[i] for i in missing]))
+            prep = prep.to("cpu")
+            fresh = {i: prep.index([j]) for j, i in enumerate(missing)}
+            if not self.enabled:
+                return Prepared.cat([fresh[i] if i in fresh else self.store[i] for i in indices])
+            self.store.update(fresh)
+        return Prepared.cat([self.store[i] for i in indices])

@@ -1,0 +1,330 @@
+"""Masked rectified-flow training of a :class:`WorldActionModel` on accelerate.
+
+One CPU process here; DDP / FSDP / DeepSpeed on GPUs through an accelerate config
+(``configs/accelerate/*.yaml``). AdamW with linear warm-up, gradient-norm clipping, EMA weights,
+bf16 autocast where the hardware has it, gradient checkpointing for large configs, TensorBoard
+logs, a tqdm bar, and atomic resumable checkpoints (``actionimages.train.checkpoint``).
+
+Run layout (``out``)::
+
+    out/checkpoints/step-XXXXXXXX/{model/, ema.safetensors, optimizer.pt, state.json}
+    out/checkpoints/latest
+    out/model/            the EMA weights as a loadable model dir (written at the end)
+    out/tb/               TensorBoard events
+    out/train_config.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from actionimages.errors import ActionImagesError
+from actionimages.model.flow import Prepared, training_loss
+from actionimages.model.network import WorldActionModel
+from actionimages.train.checkpoint import fsync_tree, latest_checkpoint, save_checkpoint, write_text_atomic
+from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (``batch_size`` is per process)."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 500
+    keep: int = 3
+    mixed_precision: str = "auto"  # "auto": bf16 on GPUs that support it, else fp32
+    cache_latents: bool = True
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+class _LossModule(nn.Module):
+    """The loss as a module forward, so DDP/FSDP wrappers see (and synchronise) the computation."""
+
+    def __init__(self, model: WorldActionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x0, camera, frame_weight, has_actions, instruction, seeds):
+        prep = Prepared(x0, camera, frame_weight, has_actions, list(instruction))
+        return training_loss(self.model, prep, seeds)
+
+
+def lr_factor(step: int, warmup: int) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then constant."""
+    return min(1.0, (step + 1) / max(1, warmup))
+
+
+class EMA:
+    """Exponential moving average of trainable parameters (fp32), with the usual early-step ramp."""
+
+    def __init__(self, params: Sequence[tuple[str, nn.Parameter]], decay: float) -> None:
+        self.decay = decay
+        self.names = [n for n, _ in params]
+        self.shadow = {n: p.detach().float().clone() for n, p in params}
+
+    @torch.no_grad()
+    def update(self, params: Sequence[tuple[str, nn.Parameter]], step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for n, p in params:
+            self.shadow[n].mul_(d).add_(p.detach().float(), alpha=1 - d)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: t.contiguous() for n, t in self.shadow.items()}
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        missing = set(self.names) - set(sd)
+        if missing:
+            raise ActionImagesError(f"EMA state lacks {len(missing)} parameters, e.g. {sorted(missing)[:3]}")
+        self.shadow = {n: sd[n].float().clone() for n in self.names}
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        named = dict(model.named_parameters())
+        for n in self.names:
+            named[n].data.copy_(self.shadow[n].to(named[n].dtype))
+
+
+def _mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+class Trainer:
+    """Trains ``model`` on ``source`` into the run directory ``out`` (see module docstring)."""
+
+    def __init__(
+        self,
+        model: WorldActionModel,
+        source: SampleSource,
+        out: str | Path,
+        config: TrainConfig | None = None,
+        accelerator=None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        self.cfg = config or TrainConfig()
+        if len(source) < 1:
+            raise ActionImagesError("the training data is empty")
+        self.out = Path(out)
+        self.acc = accelerator or Accelerator(mixed_precision=_mixed_precision(self.cfg.mixed_precision))
+        self.model = model.to(self.acc.device)
+        if model.spec.gradient_checkpointing:
+            self.model.gradient_checkpointing = True
+        self.source = source
+        self.cache = PreparedCache(self.model, source, enabled=self.cfg.cache_latents)
+        self.named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        frozen = {id(p) for p in self.model.latent_space.parameters()}
+        self.named = [(n, p) for n, p in self.named if id(p) not in frozen]
+        if not self.named:
+            raise ActionImagesError("the model has no trainable parameters")
+        decay = [p for n, p in self.named if p.ndim >= 2 and "embed" not in n]
+        no_decay = [p for n, p in self.named if not (p.ndim >= 2 and "embed" not in n)]
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.cfg.lr,
+            betas=self.cfg.betas,
+        )
+        self.loss_module, self.optimizer = self.acc.prepare(_LossModule(self.model), opt)
+        self.ema = EMA(self.named, self.cfg.ema_decay)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------- state
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.acc.num_processes
+
+    def _write(self, tmp: Path) -> None:
+        unwrapped = self.acc.unwrap_model(self.loss_module).model
+        unwrapped.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        save_file(self.ema.state_dict(), str(tmp / "ema.safetensors"))
+        torch.save(
+            {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+            tmp / "optimizer.pt",
+        )
+        state = {
+            "step": self.step,
+            "samples_seen": self.step * self.global_batch,
+            "global_batch": self.global_batch,
+            "num_samples": len(self.source),
+            "train_config": self.cfg.to_dict(),
+            "model_config": unwrapped.spec.to_dict(),
+            "history": self.history[-1000:],
+        }
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (main process only); returns its directory."""
+        self.acc.wait_for_everyone()
+        path = None
+        if self.acc.is_main_process:
+            path = save_checkpoint(self.out / "checkpoints", self.step, self._write, keep=self.cfg.keep)
+        self.acc.wait_for_everyone()
+        return path
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Restore model, EMA, optimizer, step and RNG from ``path`` or the run's latest checkpoint."""
+        ck = Path(path) if path else latest_checkpoint(self.out / "checkpoints")
+        if ck is None:
+            return False
+        state = json.loads((ck / "state.json").read_text())
+        if state["global_batch"] != self.global_batch:
+            raise ActionImagesError(
+                f"checkpoint {ck} used global batch {state['global_batch']}, now {self.global_batch}: "
+                "the data order would differ"
+            )
+        unwrapped = self.acc.unwrap_model(self.loss_module).model
+        weights = {}
+        for f in sorted((ck / "model").glob("*.safetensors")):
+            weights.update(load_file(str(f)))
+        missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
+        if unexpected or [m for m in missing if not m.startswith("transformer.rope")]:
+            raise ActionImagesError(
+                f"checkpoint {ck} does not match the model: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}"
+            )
+        self.ema.load_state_dict(load_file(str(ck / "ema.safetensors")))
+        opt_state = torch.load(ck / "optimizer.pt", weights_only=False)
+        self.optimizer.load_state_dict(opt_state["optimizer"])
+        torch.set_rng_state(opt_state["torch_rng"])
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        return True
+
+    def export(self, path: str | Path | None = None, use_ema: bool = True) -> Path:
+        """Write a loadable model dir (``load_model``) with the EMA (or raw) weights, atomically."""
+        dst = Path(path) if path else self.out / "model"
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            unwrapped = self.acc.unwrap_model(self.loss_module).model
+            backup = {n: p.detach().clone() for n, p in self.named} if use_ema else None
+            if use_ema:
+                self.ema.copy_to(unwrapped)
+            tmp = dst.with_name(f".tmp-{dst.name}")
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
+            unwrapped.save_pretrained(str(tmp), safe_serialization=True)
+            fsync_tree(tmp)
+            if dst.exists():
+                import shutil
+
+                old = dst.with_name(f".old-{dst.name}")
+                dst.rename(old)
+                tmp.rename(dst)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(dst)
+            if backup is not None:
+                with torch.no_grad():
+                    for n, p in self.named:
+                        p.copy_(backup[n])
+        self.acc.wait_for_everyone()
+        return dst
+
+    # -------------------------------------------------------------- train
+    def train_step(self) -> float:
+        """One optimisation step; returns the loss averaged over all processes."""
+        cfg = self.cfg
+        gb = self.global_batch
+        idx = global_indices(self.step, gb, len(self.source), cfg.seed)
+        lo = self.acc.process_index * cfg.batch_size
+        local = idx[lo : lo + cfg.batch_size]
+        seeds = [sample_seed(cfg.seed, self.step, lo + k) for k in range(len(local))]
+        prep = self.cache.get(local).to(self.acc.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(self.step, cfg.warmup)
+        self.loss_module.train()
+        with self.acc.autocast():
+            loss = self.loss_module(
+                prep.x0, prep.camera, prep.frame_weight, prep.has_actions, prep.instruction, seeds
+            )
+        if not torch.isfinite(loss):
+            raise ActionImagesError(f"non-finite loss {loss.item()} at step {self.step}")
+        self.acc.backward(loss)
+        grad_norm = self.acc.clip_grad_norm_([p for _, p in self.named], cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.named, self.step)
+        mean_loss = float(self.acc.reduce(loss.detach(), reduction="mean"))
+        self.history.append(
+            {
+                "step": self.step,
+                "loss": mean_loss,
+                "grad_norm": float(grad_norm),
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+        )
+        self.step += 1
+        return mean_loss
+
+    def fit(self, steps: int | None = None) -> list[float]:
+        """Train until ``steps`` (default: the config's) total steps; returns this call's losses."""
+        total = self.cfg.steps if steps is None else steps
+        losses: list[float] = []
+        writer = None
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.out / "train_config.json", json.dumps(self.cfg.to_dict(), indent=1))
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step)
+        show = self.cfg.progress and self.acc.is_main_process
+        bar = tqdm(total=total, initial=self.step, desc="train", disable=not show, dynamic_ncols=True)
+        t0, n0 = time.perf_counter(), self.step
+        try:
+            while self.step < total:
+                loss = self.train_step()
+                losses.append(loss)
+                rate = (self.step - n0) * self.global_batch / max(1e-9, time.perf_counter() - t0)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+                if writer is not None and (self.step % self.cfg.log_every == 0 or self.step == total):
+                    h = self.history[-1]
+                    writer.add_scalar("train/loss", loss, self.step)
+                    writer.add_scalar("train/grad_norm", h["grad_norm"], self.step)
+                    writer.add_scalar("train/lr", h["lr"], self.step)
+                    writer.add_scalar("train/samples_per_s", rate, self.step)
+                if self.cfg.save_every > 0 and self.step % self.cfg.save_every == 0 and self.step < total:
+                    self.save()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        if not math.isfinite(sum(losses) if losses else 0.0):
+            raise ActionImagesError("training produced non-finite losses")
+        return losses
