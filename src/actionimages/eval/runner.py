@@ -135,6 +135,8 @@ def run_episode(
         obs, _ = env.reset(seed=seed)
         if hasattr(policy, "attach"):
             policy.attach(env)
+        if hasattr(policy, "set_seed"):
+            policy.set_seed(seed)
         policy.reset(obs)
         limit = max_steps or _env_max_steps(env, DEFAULT_MAX_STEPS)
         frames: list[np.ndarray] = []

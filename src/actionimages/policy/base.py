@@ -31,6 +31,7 @@ class PolicyStats:
         self.invalid_decodes = 0  # plans whose decode was invalid (pose held, replanned)
         self.invalid_frames = 0  # individual decoded frames flagged invalid
         self.latencies: list[float] = []  # seconds per replanning call
+        self.decode_errors: list[str] = []  # codec failures on generated action videos (also invalid)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,4 +39,6 @@ class PolicyStats:
             "invalid_decodes": self.invalid_decodes,
             "invalid_frames": self.invalid_frames,
             "latencies_s": [round(x, 5) for x in self.latencies],
+            "decode_errors": len(self.decode_errors),
+            "first_decode_error": self.decode_errors[0] if self.decode_errors else None,
         }

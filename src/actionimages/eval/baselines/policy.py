@@ -1,0 +1,93 @@
+"""Closed-loop policy for the baselines: predict a chunk of k poses, execute some, replan."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from actionimages.errors import ActionImagesError
+from actionimages.eval.baselines.common import chunk_to_actions, state_features
+from actionimages.eval.baselines.train import load_baseline
+from actionimages.policy.base import PolicyStats
+from actionimages.policy.observation import prepare_frames, select_views
+
+
+class BaselinePolicy:
+    """Receding-horizon execution of a baseline network's action chunks.
+
+    Args:
+        net: a :class:`BCNet` or :class:`LowDimNet`.
+        meta: its ``baseline.json`` (cameras, image size, horizon).
+        execute: poses executed per prediction (1..horizon); default half the horizon.
+        views: camera names to feed (default: the cameras it was trained on when the observation
+            has them, else the observation's first ones, e.g. on the unseen-camera split).
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        meta: dict[str, Any],
+        execute: int | None = None,
+        views: list[str] | None = None,
+    ) -> None:
+        self.net, self.meta = net.eval(), meta
+        self.horizon = int(meta["horizon"])
+        self.execute = int(execute) if execute is not None else max(1, self.horizon // 2)
+        if not 1 <= self.execute <= self.horizon:
+            raise ActionImagesError(f"execute must be in 1..{self.horizon}, got {execute}")
+        self.views = views
+        self.size = int(meta["image_size"])
+        self._queue: list[np.ndarray] = []
+        self._stats = PolicyStats()
+
+    def reset(self, obs: dict[str, Any]) -> None:
+        self._queue = []
+        self._stats = PolicyStats()
+
+    def _views(self, obs: dict[str, Any]) -> list[str]:
+        if self.views is None and all(c in obs["images"] for c in self.meta["cameras"]):
+            return list(self.meta["cameras"])
+        return select_views(obs, self.views, len(self.meta["cameras"]))
+
+    @torch.no_grad()
+    def plan(self, obs: dict[str, Any]) -> np.ndarray:
+        """The predicted next ``horizon`` absolute poses (horizon, 7)."""
+        views = self._views(obs)
+        imgs, cams = [], []
+        for v in views:
+            img, cam = prepare_frames(
+                np.asarray(obs["images"][v])[None], obs["cameras"][v], self.size, self.size
+            )
+            imgs.append(img[0])
+            cams.append(cam)
+        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()[None] / 127.5 - 1.0
+        pose = np.asarray(obs["ee_pose"], dtype=np.float64)[:7]
+        state = torch.from_numpy(state_features(pose[None]))
+        plk = None
+        if self.meta["kind"] == "lowdim":
+            plk = torch.from_numpy(np.stack([c.plucker(cams[0]).transpose(2, 0, 1) for c in cams]))[None]
+        out = self.net(x, state, [str(obs.get("instruction", ""))], plk)[0].numpy()
+        return chunk_to_actions(pose, out)
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        if not self._queue:
+            t0 = time.perf_counter()
+            chunk = self.plan(obs)
+            self._stats.latencies.append(time.perf_counter() - t0)
+            self._stats.replans += 1
+            self._queue = list(chunk[: self.execute])
+        return self._queue.pop(0)
+
+    def stats(self) -> dict[str, Any]:
+        return self._stats.as_dict()
+
+
+def load_baseline_policy(run: str | Path, **options: Any) -> BaselinePolicy:
+    """A :class:`BaselinePolicy` from a baseline run directory."""
+    net, meta = load_baseline(run)
+    torch.set_grad_enabled(False)
+    return BaselinePolicy(net, meta, **options)

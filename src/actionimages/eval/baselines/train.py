@@ -1,0 +1,183 @@
+"""Training and loading the baselines (``actionimages baseline train``), checkpointed and resumable.
+
+A run directory holds ``baseline.json`` (kind, architecture, cameras, image size, horizon, steps,
+wall time, loss curve) and ``model.safetensors``; both are replaced atomically at every checkpoint,
+so an interrupted run resumes from its last checkpoint with the same settings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from actionimages.errors import ActionImagesError
+from actionimages.eval.baselines.common import (
+    Demonstrations,
+    chunk_loss,
+    load_demonstrations,
+    read_meta,
+    state_features,
+    write_meta,
+)
+from actionimages.eval.baselines.nets import BCNet, LowDimNet
+
+KINDS = ("bc", "lowdim")
+
+
+def build_net(kind: str, arch: dict[str, Any]) -> torch.nn.Module:
+    """The network of a baseline ``kind`` from its architecture arguments."""
+    if kind == "bc":
+        return BCNet(**arch)
+    if kind == "lowdim":
+        return LowDimNet(**arch)
+    raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {KINDS}")
+
+
+def _batch(
+    demos: Demonstrations, idx: np.ndarray, rng: np.random.Generator, augment: bool, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor | None, torch.Tensor]:
+    img = torch.from_numpy(demos.images[idx]).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # (B, V, 3, H, W)
+    if augment:  # random shifts of up to 4 px (replicate padding), a standard BC augmentation
+        b, v, c, h, w = img.shape
+        pad = torch.nn.functional.pad(img.flatten(0, 1), (4, 4, 4, 4), mode="replicate")
+        out = torch.empty_like(img.flatten(0, 1))
+        offs = rng.integers(0, 9, size=(b * v, 2))
+        for i, (dy, dx) in enumerate(offs):
+            out[i] = pad[i, :, dy : dy + h, dx : dx + w]
+        img = out.view(b, v, c, h, w)
+    state = torch.from_numpy(state_features(demos.state[idx]))
+    text = [demos.instructions[i] for i in demos.text[idx]]
+    plk = torch.from_numpy(demos.plucker[demos.slot[idx]]) if demos.plucker is not None else None
+    return img.to(device), state.to(device), text, plk, torch.from_numpy(demos.targets[idx]).to(device)
+
+
+def train_baseline(
+    kind: str,
+    data: str | Path,
+    out: str | Path,
+    minutes: float = 5.0,
+    max_steps: int | None = None,
+    batch_size: int = 32,
+    lr: float = 3e-4,
+    horizon: int = 8,
+    cameras: list[str] | None = None,
+    image_size: int = 64,
+    model_config: str = "tiny",
+    checkpoint_every: int = 200,
+    seed: int = 0,
+    max_episodes: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a baseline on a demonstration dataset for ``minutes`` of wall time (or ``max_steps``).
+
+    Resumes from ``out`` when it already holds a checkpoint of the same kind (the step budget and
+    time budget count the earlier run too). Returns the final ``baseline.json`` content.
+    """
+    if kind not in KINDS:
+        raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {KINDS}")
+    if not minutes > 0 and not max_steps:
+        raise ActionImagesError("give a positive --minutes or --max-steps")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    meta: dict[str, Any]
+    if (out / "baseline.json").is_file() and (out / "model.safetensors").is_file():
+        meta = read_meta(out)
+        if meta["kind"] != kind:
+            raise ActionImagesError(f"{out} holds a {meta['kind']!r} baseline, not {kind!r}")
+        net = build_net(kind, meta["arch"])
+        net.load_state_dict(load_file(out / "model.safetensors"))
+        rng = np.random.default_rng(seed + meta["step"])
+    else:
+        if kind == "lowdim":
+            from actionimages.model.config import CONFIGS
+
+            size = CONFIGS[model_config].height
+            arch = {"model_config": model_config, "num_views": 2, "horizon": horizon}
+        else:
+            size = image_size
+            arch = {"num_views": 2, "horizon": horizon}
+        meta = {
+            "kind": kind,
+            "arch": arch,
+            "image_size": size,
+            "cameras": cameras,
+            "horizon": horizon,
+            "data": str(Path(data).resolve()),
+            "step": 0,
+            "train_seconds": 0.0,
+            "batch_size": batch_size,
+            "lr": lr,
+            "losses": [],
+        }
+        net = build_net(kind, arch)
+    demos = load_demonstrations(
+        data,
+        meta["cameras"],
+        meta["image_size"],
+        meta["image_size"],
+        meta["horizon"],
+        with_plucker=kind == "lowdim",
+        max_episodes=max_episodes,
+    )
+    meta["cameras"] = demos.cameras
+    meta["train_frames"] = int(len(demos.state))
+    opt = torch.optim.AdamW(net.parameters(), lr=meta["lr"], weight_decay=1e-4)
+    if (out / "optimizer.pt").is_file():
+        opt.load_state_dict(torch.load(out / "optimizer.pt", weights_only=True))
+    budget = minutes * 60.0
+    net.train()
+
+    def save() -> None:
+        tmp = out / "model.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+        tmp.replace(out / "model.safetensors")
+        torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
+        (out / "optimizer.pt.tmp").replace(out / "optimizer.pt")
+        write_meta(out, meta)
+
+    t0 = time.perf_counter() - meta["train_seconds"]
+    bar = tqdm(desc=f"baseline {kind}", unit="step", initial=meta["step"], disable=not progress)
+    running = None
+    while True:
+        elapsed = time.perf_counter() - t0
+        if (max_steps and meta["step"] >= max_steps) or (not max_steps and elapsed >= budget):
+            break
+        idx = rng.integers(0, len(demos.state), size=meta["batch_size"])
+        img, state, text, plk, target = _batch(demos, idx, rng, augment=True)
+        loss = chunk_loss(net(img, state, text, plk), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        meta["step"] += 1
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if meta["step"] % 20 == 0:
+            meta["losses"].append([meta["step"], round(running, 5)])
+        if meta["step"] % checkpoint_every == 0:
+            meta["train_seconds"] = time.perf_counter() - t0
+            save()
+    bar.close()
+    meta["train_seconds"] = time.perf_counter() - t0
+    save()
+    return meta
+
+
+def load_baseline(run: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained network (eval mode) and ``baseline.json`` of a baseline run directory."""
+    run = Path(run)
+    meta = read_meta(run)
+    if not (run / "model.safetensors").is_file():
+        raise ActionImagesError(f"{run}: no model.safetensors (training never checkpointed)")
+    net = build_net(meta["kind"], meta["arch"])
+    net.load_state_dict(load_file(run / "model.safetensors"))
+    return net.eval(), meta

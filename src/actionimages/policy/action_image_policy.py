@@ -1,0 +1,164 @@
+"""The closed-loop action-image policy (METHOD.md §5): generate, decode, execute k, replan.
+
+At each replanning call the current multiview observation becomes a one-frame sample built by the
+data pipeline's :class:`~actionimages.data.sample.SampleBuilder` (same crop, resize, intrinsics,
+Plücker rays and current-pose action images as in training). The world model generates the action
+video in ``joint`` mode; the codec decodes it to a 7-DoF trajectory whose frame 0 is the current
+pose; frames ``1..k`` are executed as absolute targets, one per control step, then it replans.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from actionimages.errors import ActionImagesError
+from actionimages.policy.base import PolicyStats
+from actionimages.policy.observation import batch_of_one, observation_sample, select_views
+
+
+class ActionImagePolicy:
+    """Receding-horizon policy over a :class:`~actionimages.model.WorldActionModel`.
+
+    Args:
+        model: the world-action model (eval mode is set here).
+        execute: k, generated frames executed per plan (1..F-1; default half the horizon).
+        num_steps: sampling (Euler) steps per plan.
+        guidance: classifier-free guidance scale (1 = off).
+        views: camera names fed to the model (default: the observation's first V cameras).
+        mode: generation mode, ``joint`` (observation + action video) or ``i2a`` (action video only).
+        seed: base noise seed; each plan's seed derives from it, the episode seed and the plan index.
+        repeat: control steps per generated frame (the data's frame stride; 1 for the sim's data).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        execute: int | None = None,
+        num_steps: int = 8,
+        guidance: float = 1.0,
+        views: Sequence[str] | None = None,
+        mode: str = "joint",
+        seed: int = 0,
+        repeat: int = 1,
+    ) -> None:
+        self.model = model.eval()
+        cfg = model.spec
+        self.cfg = cfg
+        self.horizon = cfg.num_frames - 1
+        if self.horizon < 1:
+            raise ActionImagesError(
+                f"the model generates {cfg.num_frames} frame(s); a policy needs at least 2"
+            )
+        self.execute = int(execute) if execute is not None else max(1, self.horizon // 2)
+        if not 1 <= self.execute <= self.horizon:
+            raise ActionImagesError(f"execute (k) must be in 1..{self.horizon}, got {execute}")
+        if num_steps < 1:
+            raise ActionImagesError(f"num_steps must be >= 1, got {num_steps}")
+        if mode not in ("joint", "i2a"):
+            raise ActionImagesError(f"policy mode must be 'joint' or 'i2a', got {mode!r}")
+        if repeat < 1:
+            raise ActionImagesError(f"repeat must be >= 1, got {repeat}")
+        self.num_steps, self.guidance, self.mode = int(num_steps), float(guidance), mode
+        self.views = list(views) if views is not None else None
+        self.base_seed, self.repeat = int(seed), int(repeat)
+        self._episode_seed = 0
+        self._queue: list[tuple[np.ndarray, int]] = []  # (target pose, generated frame index)
+        self._images: dict[str, np.ndarray] | None = None  # view -> (F, H, W, 3) in [0, 1]
+        self._frame = 0
+        self._stats = PolicyStats()
+        self.last_plan: dict[str, Any] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **options: Any) -> ActionImagePolicy:
+        """Load a world-model checkpoint directory (``config.json`` + safetensors) as a policy."""
+        from actionimages.model import load_model
+
+        return cls(load_model(path), **options)
+
+    # ---------------------------------------------------------------- episode
+    def set_seed(self, seed: int) -> None:
+        """Tie the sampling noise to the episode (so results do not depend on worker scheduling)."""
+        self._episode_seed = int(seed)
+
+    def reset(self, obs: dict[str, Any]) -> None:
+        self._queue, self._images, self._frame = [], None, 0
+        self._stats = PolicyStats()
+        self.last_plan = None
+
+    # ------------------------------------------------------------------ plan
+    @torch.no_grad()
+    def plan(self, obs: dict[str, Any]) -> dict[str, Any]:
+        """Generate and decode one action clip from ``obs``.
+
+        Returns ``{"actions": (F, 7), "valid": (F,) bool, "action_images": {view: (F, H, W, 3)}
+        in [0, 1], "views": [...], "seed": int}``; frame 0 is the current pose.
+        """
+        from actionimages.model import decode_actions, generate
+
+        cfg = self.cfg
+        views = select_views(obs, self.views, cfg.num_views)
+        sample = observation_sample(obs, views, 1, cfg.height, cfg.width)  # frame 0 only; rest generated
+        batch = batch_of_one(sample)
+        seed = zlib.crc32(f"{self.base_seed}/{self._episode_seed}/{self._stats.replans}".encode())
+        gen = generate(
+            self.model, batch, mode=self.mode, num_steps=self.num_steps, guidance=self.guidance, seed=seed,
+            decode_rgb=False, decode_action_poses=False,
+        )  # fmt: skip
+        imgs = ((gen.action_images[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
+        F = cfg.num_frames
+        try:
+            actions, valid = decode_actions(batch, gen.action_images)
+            actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
+        except (RuntimeError, ActionImagesError) as exc:
+            # A generated action video the codec cannot decode at all counts as an invalid decode.
+            self._stats.decode_errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            actions, valid = np.full((F, 7), np.nan), np.zeros(F, dtype=bool)
+        return {
+            "actions": actions,
+            "valid": valid,
+            "action_images": {v: imgs[i] for i, v in enumerate(views)},
+            "views": views,
+            "seed": seed,
+        }
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        """The next absolute target (7,); replans when the executed prefix is used up."""
+        if not self._queue:
+            t0 = time.perf_counter()
+            plan = self.plan(obs)
+            self._stats.latencies.append(time.perf_counter() - t0)
+            self._stats.replans += 1
+            self.last_plan = plan
+            self._images = plan["action_images"]
+            acts, valid = plan["actions"], plan["valid"]
+            self._stats.invalid_frames += int((~valid[1 : self.execute + 1]).sum())
+            queue = []
+            for j in range(1, self.execute + 1):
+                # Execute only the valid prefix: a frame the codec could not decode ends the plan.
+                if not valid[j] or not np.all(np.isfinite(acts[j])):
+                    break
+                queue.extend([(acts[j], j)] * self.repeat)
+            if not queue:  # invalid decode: hold the current pose, replan next step
+                self._stats.invalid_decodes += 1
+                hold = np.asarray(obs["ee_pose"], dtype=np.float64)[:7].copy()
+                queue = [(hold, 0)]
+            self._queue = queue
+        target, self._frame = self._queue.pop(0)
+        return np.asarray(target, dtype=np.float64)
+
+    # ----------------------------------------------------------- reporting
+    def preview(self) -> dict[str, np.ndarray] | None:
+        """Action images (per view, (H, W, 3) in [0, 1]) of the generated frame being executed."""
+        if self._images is None:
+            return None
+        return {v: im[self._frame] for v, im in self._images.items()}
+
+    def stats(self) -> dict[str, Any]:
+        return self._stats.as_dict()

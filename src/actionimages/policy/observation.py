@@ -1,0 +1,105 @@
+"""Turning a live sim observation into model inputs exactly as the data pipeline does for training.
+
+All resizing goes through :func:`actionimages.data.sample.crop_resize_frames` and
+:meth:`Camera.crop_resize`, and whole samples through :class:`actionimages.data.sample.SampleBuilder`
+(on a one-frame :class:`~actionimages.data.Episode`), so a policy sees its inputs with the same
+geometry, value range and camera intrinsics as the model saw in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from actionimages.codec.camera import Camera
+from actionimages.errors import ActionImagesError
+
+
+def prepare_frames(frames: np.ndarray, camera: Camera, height: int, width: int) -> tuple[np.ndarray, Camera]:
+    """Centre-crop + resize frames like training samples.
+
+    Args:
+        frames: uint8 (N, H0, W0, 3).
+        camera: the calibration of those frames.
+    Returns:
+        uint8 (N, height, width, 3) and the camera with updated intrinsics.
+    """
+    from actionimages.data.sample import crop_resize_frames
+
+    out = crop_resize_frames(np.asarray(frames), width, height)  # (N, 3, H, W) float in [0, 255]
+    img = out.permute(0, 2, 3, 1).round().clamp(0, 255).byte().numpy()
+    return img, camera.crop_resize(width, height)
+
+
+def select_views(obs: dict[str, Any], views: Sequence[str] | None, num_views: int) -> list[str]:
+    """The camera names a policy uses: ``views`` if given (checked), else the first ``num_views``."""
+    names = list(obs["images"])
+    if views is not None:
+        missing = [v for v in views if v not in names]
+        if missing:
+            raise ActionImagesError(f"policy views {missing} not in the observation's cameras {names}")
+        if len(views) != num_views:
+            raise ActionImagesError(f"the model takes {num_views} views, got {list(views)}")
+        return list(views)
+    if len(names) < num_views:
+        raise ActionImagesError(f"observation has cameras {names}; the model needs {num_views} views")
+    return names[:num_views]
+
+
+def observation_sample(
+    obs: dict[str, Any],
+    views: Sequence[str],
+    num_frames: int,
+    height: int,
+    width: int,
+    instruction: str | None = None,
+    sigma_frac: float = 0.05,
+    axis_length: float = 0.10,
+) -> dict[str, Any]:
+    """A training-format sample (docs/ARCHITECTURE.md) whose clip starts at the current observation.
+
+    Frame 0 holds the current images and the action images of the current pose ``obs["ee_pose"]``;
+    frames 1..F-1 are padding (``frame_valid`` False) for the model to generate. Tensors have no
+    batch dimension; collate with :func:`batch_of_one`.
+    """
+    from actionimages.data.episode import Episode
+    from actionimages.data.sample import SampleBuilder
+
+    pose = np.asarray(obs["ee_pose"], dtype=np.float64)[None, :7]
+    ep = Episode(
+        frames={v: np.asarray(obs["images"][v])[None] for v in views},
+        cameras={v: obs["cameras"][v] for v in views},
+        actions=pose,
+        state=pose,
+        instruction=instruction if instruction is not None else str(obs.get("instruction", "")),
+        info={"source": "live observation"},
+    )
+    builder = SampleBuilder(
+        num_frames=num_frames,
+        num_views=len(views),
+        height=height,
+        width=width,
+        training=False,
+        views=list(views),
+        sigma_frac=sigma_frac,
+        axis_length=axis_length,
+        vae_frames=False,
+    )
+    return builder(ep, start=0)
+
+
+def batch_of_one(sample: dict[str, Any]) -> dict[str, Any]:
+    """Add the leading batch dimension (B = 1) to a sample, as the data collate does."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for k, v in sample.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.unsqueeze(0)
+        elif isinstance(v, str):
+            out[k] = [v]
+        else:
+            out[k] = torch.tensor([v])
+    return out
