@@ -1,6 +1,7 @@
 """The action-image codec: 7-DoF end-effector actions <-> multiview Gaussian-heatmap images."""
 
 from actionimages.codec.camera import Camera, center_crop_box
+from actionimages.codec.codec import ActionImageCodec, DecodeResult
 from actionimages.codec.poses import (
     actions_to_matrices,
     euler_to_matrix,
@@ -9,13 +10,19 @@ from actionimages.codec.poses import (
     matrix_to_quat,
     quat_to_euler,
     quat_to_matrix,
+    rotation_angle_between,
     rotation_from_points,
     semantic_points,
     to_euler_actions,
 )
+from actionimages.codec.reference import ReferenceResult, ReleaseDecoder
 
 __all__ = [
+    "ActionImageCodec",
     "Camera",
+    "DecodeResult",
+    "ReferenceResult",
+    "ReleaseDecoder",
     "center_crop_box",
     "actions_to_matrices",
     "euler_to_matrix",
@@ -24,6 +31,7 @@ __all__ = [
     "matrix_to_quat",
     "quat_to_euler",
     "quat_to_matrix",
+    "rotation_angle_between",
     "rotation_from_points",
     "semantic_points",
     "to_euler_actions",

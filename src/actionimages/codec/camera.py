@@ -58,7 +58,8 @@ class Camera:
             or abs(np.linalg.det(R) - 1.0) > RIGID_TOL
         ):
             raise ActionImagesError(
-                "cam_to_world is not rigid: its rotation must be orthonormal with det +1 and last row [0,0,0,1]"
+                "cam_to_world is not rigid: its rotation must be orthonormal with det +1 "
+                "and its last row [0, 0, 0, 1]"
             )
         w, h = int(self.width), int(self.height)
         if w <= 0 or h <= 0 or w != self.width or h != self.height:

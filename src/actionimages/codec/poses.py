@@ -39,7 +39,9 @@ def normalize_quaternions(quat: np.ndarray, tol: float = QUAT_NORM_TOL) -> np.nd
     off = np.abs(norms - 1.0)
     if np.any(off > tol):
         worst = float(norms.reshape(-1)[np.argmax(off.reshape(-1))])
-        raise ActionImagesError(f"non-unit quaternion (norm {worst:.4f}; tolerance ±{tol}); normalise it first")
+        raise ActionImagesError(
+            f"non-unit quaternion (norm {worst:.4f}; tolerance ±{tol}); normalise it first"
+        )
     return q / norms[..., None]
 
 
