@@ -1,0 +1,154 @@
+"""``actionimages eval``: closed-loop success of a policy in the embedded sim, with Wilson intervals.
+
+``actionimages eval-generation``: generation quality (PSNR, SSIM, LPIPS, FVD, 3D action errors) on
+held-out episodes, with the shuffled-action control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from actionimages.errors import ActionImagesError
+
+
+def _policy_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.eval.runner import PolicySpec, detect_kind
+
+    extra: dict[str, Any] = {}
+    kind = args.policy
+    if kind == "expert":
+        if args.checkpoint:
+            raise ActionImagesError("--policy expert takes no --checkpoint")
+        return PolicySpec("expert"), extra
+    if not args.checkpoint:
+        raise ActionImagesError("give --checkpoint CKPT (or --policy expert)")
+    detected = detect_kind(args.checkpoint)
+    if kind is None:
+        kind = detected
+    elif kind != detected:
+        raise ActionImagesError(f"--policy {kind} but {args.checkpoint} holds a {detected!r} checkpoint")
+    options: dict[str, Any] = {}
+    if args.execute is not None:
+        options["execute"] = args.execute
+    if args.views:
+        options["views"] = args.views
+    if kind == "action_images":
+        model_dir, step = resolve_model_dir(args.checkpoint)
+        options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed)
+        if step is not None:
+            extra["train_step"] = step
+        return PolicySpec(kind, str(model_dir.resolve()), options), extra
+    from actionimages.eval.baselines.common import read_meta
+
+    meta = read_meta(Path(args.checkpoint))
+    extra["train_step"] = meta.get("step")
+    return PolicySpec(kind, str(Path(args.checkpoint).resolve()), options), extra
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from actionimages.eval.runner import evaluate
+
+    spec, extra = _policy_spec(args)
+    if args.train_step is not None:
+        extra["train_step"] = args.train_step
+    if args.label:
+        extra["label"] = args.label
+    extra["args"] = {k: v for k, v in vars(args).items() if k != "func"}
+    res = evaluate(
+        spec,
+        tasks=args.task,
+        split=args.split,
+        episodes=args.episodes,
+        seed=args.seed,
+        out=args.out,
+        workers=args.workers,
+        videos_per_task=args.videos,
+        max_steps=args.max_steps,
+        image_size=args.image_size,
+        extra=extra,
+    )
+    for task, e in res["tasks"].items():
+        lo, hi = e["ci95"]
+        lat = f", latency median {e['latency_s']['median']:.3f} s" if "latency_s" in e else ""
+        inv = f", invalid decodes {e['invalid_decodes']}" if e.get("invalid_decodes") else ""
+        print(
+            f"{task:>16s} [{args.split}]: {100 * e['success_rate']:5.1f}% "
+            f"({e['successes']}/{e['episodes']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%){lat}{inv}"
+        )
+    print(f"wrote {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def run_eval_generation(args: argparse.Namespace) -> int:
+    from actionimages.eval.generation import evaluate_generation
+
+    res = evaluate_generation(
+        args.checkpoint,
+        args.data,
+        args.out,
+        episodes=args.episodes,
+        num_steps=args.num_steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        views=args.views,
+        weights=args.weights,
+        stride=args.stride,
+    )
+    print(json.dumps(res["modes"], indent=1))
+    for n in res.get("notes", []):
+        print("note:", n)
+    print(f"wrote {Path(args.out) / 'generation.json'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="closed-loop success in the embedded sim (Wilson 95%% intervals, videos, results.json)",
+        description="Roll a policy out closed-loop; write DIR/results.json, rollout videos and trajectories.",
+    )
+    p.add_argument("--checkpoint", help="world-model checkpoint (model dir, step dir or run) or baseline run")
+    p.add_argument(
+        "--policy",
+        choices=("expert", "action_images", "bc", "lowdim"),
+        help="policy kind (default: detected from the checkpoint; 'expert' = the scripted expert)",
+    )
+    p.add_argument("--task", action="append", required=True, help="task name (repeat for several)")
+    p.add_argument("--split", default="heldout", help="train | heldout | heldout_cameras (default heldout)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed: fixes every episode and the sampling noise"
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
+    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    p.add_argument("--views", nargs="+", help="camera names fed to the policy (default: first V)")
+    p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
+    p.add_argument("--videos", type=int, default=2, help="rollout videos per task (default 2)")
+    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
+    p.add_argument("--train-step", type=int, help="tag results with this training step (for the report)")
+    p.add_argument("--label", help="name shown in the report")
+    p.set_defaults(func=run_eval)
+
+    g = subparsers.add_parser(
+        "eval-generation",
+        help="generation quality on held-out episodes (PSNR/SSIM/LPIPS/FVD, action errors, controls)",
+        description="Joint, a2v and v2a generation on held-out episodes; writes DIR/generation.json.",
+    )
+    g.add_argument("--checkpoint", required=True, help="world-model checkpoint")
+    g.add_argument("--data", required=True, help="held-out dataset (LeRobot v3, as written by collect)")
+    g.add_argument("--out", required=True, help="output directory")
+    g.add_argument("--episodes", type=int, default=8, help="episodes to evaluate (default 8)")
+    g.add_argument("--num-steps", type=int, default=8, help="sampling steps (default 8)")
+    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--views", nargs="+", help="camera names (default: the dataset's first V)")
+    g.add_argument("--stride", type=int, default=1, help="frame stride of the clips (default 1)")
+    g.add_argument("--weights", help="directory with LPIPS/FVD weights (default $ACTIONIMAGES_WEIGHTS)")
+    g.set_defaults(func=run_eval_generation)
