@@ -1,0 +1,54 @@
+"""``actionimages baseline train``: train a baseline (``bc`` or ``lowdim``) on a demonstration dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from actionimages.eval.baselines import train_baseline
+
+    meta = train_baseline(
+        args.kind,
+        args.data,
+        args.out,
+        minutes=args.minutes,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        horizon=args.horizon,
+        cameras=args.cameras,
+        image_size=args.image_size,
+        model_config=args.model_config,
+        seed=args.seed,
+    )
+    last = meta["losses"][-1][1] if meta["losses"] else float("nan")
+    print(
+        f"{args.kind}: {meta['step']} steps in {meta['train_seconds'] / 60:.1f} min "
+        f"on {meta['train_frames']} frames, loss {last:.4f}; checkpoint in {args.out}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("baseline", help="baseline policies (train)")
+    sub = p.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    t = sub.add_parser(
+        "train",
+        help="train a baseline on demonstrations for a wall-time budget (resumable)",
+        description="bc: CNN behaviour cloning with an action-chunk head. lowdim: the world model's "
+        "transformer backbone with a low-dimensional action head instead of action images.",
+    )
+    t.add_argument("--kind", choices=("bc", "lowdim"), required=True)
+    t.add_argument("--data", required=True, help="demonstration dataset (LeRobot v3)")
+    t.add_argument("--out", required=True, help="run directory (resumed when it holds a checkpoint)")
+    t.add_argument("--minutes", type=float, default=5.0, help="wall-time budget (default 5)")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps instead of the time budget")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--horizon", type=int, default=8, help="poses predicted per chunk (default 8)")
+    t.add_argument("--cameras", nargs="+", help="camera names (default: the dataset's first two)")
+    t.add_argument("--image-size", type=int, default=64, help="bc input size (default 64)")
+    t.add_argument("--model-config", default="tiny", help="lowdim: world-model config for the backbone")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=run_train)
