@@ -34,7 +34,7 @@ def test_expert_scores_through_the_runner_deterministically(tmp_path):
     )
     key = [(r["seed"], r["steps"], r["success"]) for r in res["episodes"]]
     assert key == [(r["seed"], r["steps"], r["success"]) for r in again["episodes"]]
-    other = evaluate(expert, ["reach_target"], "heldout", episodes=4, seed=4, progress=False)
+    other = evaluate(PolicySpec("expert"), ["reach_target"], "heldout", episodes=4, seed=4, progress=False)
     assert [r["seed"] for r in other["episodes"]] != [r["seed"] for r in res["episodes"]]
 
 
