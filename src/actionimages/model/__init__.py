@@ -16,7 +16,7 @@ from actionimages.model.config import (
     get_config,
 )
 from actionimages.model.flow import Prepared, prepare_batch, shift_sigma, training_loss
-from actionimages.model.io import add_lora, build_model, load_model, load_pretrained_wan
+from actionimages.model.io import add_lora, build_model, load_model, load_pretrained_wan, load_vae, set_vae
 from actionimages.model.latents import LatentSpace, build_wan_vae
 from actionimages.model.masks import ABSENT, GENERATE, GIVEN, MODES, mode_states
 from actionimages.model.network import WorldActionModel
@@ -48,8 +48,10 @@ __all__ = [
     "get_config",
     "load_model",
     "load_pretrained_wan",
+    "load_vae",
     "mode_states",
     "prepare_batch",
+    "set_vae",
     "shift_sigma",
     "training_loss",
 ]

@@ -129,6 +129,38 @@ def load_pretrained_wan(
     return model
 
 
+def load_vae(path: str | Path) -> AutoencoderKLWan:
+    """A Wan VAE saved with ``save_pretrained`` (e.g. ``actionimages train-vae``'s ``out/vae``)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ActionImagesError(f"{path} is not a VAE directory: no config.json")
+    return AutoencoderKLWan.from_pretrained(str(path))
+
+
+def set_vae(model: WorldActionModel, vae: AutoencoderKLWan | str | Path) -> None:
+    """Put a trained VAE (object or directory) into ``model``'s latent space, with its latent stats.
+
+    The VAE must match the config's latent spec (z_dim, compression); its ``latents_mean`` /
+    ``latents_std`` config fields become the latent normalisation.
+    """
+    if not isinstance(vae, AutoencoderKLWan):
+        vae = load_vae(vae)
+    spec = model.spec.latent
+    if spec.kind != "wan_vae":
+        raise ActionImagesError(f"config {model.spec.name!r} has no VAE (latent kind {spec.kind!r})")
+    got = (vae.config.z_dim, vae.config.base_dim, vae.config.scale_factor_spatial, vae.config.patch_size)
+    want = (spec.z_dim, spec.base_dim, spec.spatial, spec.patch_size)
+    if got != want:
+        raise ActionImagesError(
+            f"VAE (z_dim, base_dim, spatial, patch) {got} does not match the config's {want}"
+        )
+    space = LatentSpace(spec, vae=vae).to(model.device)
+    mean, std = vae.config.get("latents_mean"), vae.config.get("latents_std")
+    if mean is not None and std is not None and len(mean) == spec.z_dim:
+        space.set_stats(torch.tensor(mean), torch.tensor(std))
+    model.latent_space = space
+
+
 def add_lora(model: WorldActionModel, rank: int, alpha: float | None = None) -> None:
     """Freeze the transformer and add peft LoRA adapters (rank ``rank``) to its projections."""
     from peft import LoraConfig

@@ -6,7 +6,8 @@ Public API: :class:`Trainer` / :class:`TrainConfig` (the world-action model), :f
 
 from actionimages.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
 from actionimages.train.data import PreparedCache, SyntheticSource, global_indices, open_source, sample_seed
-from actionimages.train.trainer import EMA, Trainer, TrainConfig
+from actionimages.train.trainer import EMA, TrainConfig, Trainer
+from actionimages.train.vae import VAETrainConfig, latent_stats, train_vae
 
 __all__ = [
     "EMA",
@@ -14,10 +15,13 @@ __all__ = [
     "SyntheticSource",
     "TrainConfig",
     "Trainer",
+    "VAETrainConfig",
     "global_indices",
+    "latent_stats",
     "latest_checkpoint",
     "list_checkpoints",
     "open_source",
     "sample_seed",
     "save_checkpoint",
+    "train_vae",
 ]

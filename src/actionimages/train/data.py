@@ -46,11 +46,16 @@ class SyntheticSource:
         return synthetic_sample(self.cfg, self.seed + index, self.instruction)
 
 
-def open_source(spec: str, cfg: ModelConfig) -> SampleSource:
+def open_source(
+    spec: str, cfg: ModelConfig, stride: int = 1, clips_per_episode: int = 16, seed: int = 0
+) -> SampleSource:
     """A sample source from a CLI ``--data`` value: ``synthetic:N`` or a dataset directory.
 
-    A directory is read with ``actionimages.data.ClipDataset`` (the data package's sample builder),
-    at the model's views, frames and image size.
+    A directory (LeRobot v3 or a paper layout; see ``actionimages.data.open_source``) is read
+    through the data package's :class:`SampleBuilder` / :class:`ClipDataset` at the model's
+    views, frames and image size. Item ``k`` is episode ``k % episodes`` at a random start drawn
+    from ``(seed, k)``, so ``clips_per_episode`` items per episode give a fixed pool of distinct
+    clips (which the trainer's latent cache then encodes once each).
     """
     if spec.startswith("synthetic:"):
         try:
@@ -61,19 +66,19 @@ def open_source(spec: str, cfg: ModelConfig) -> SampleSource:
     path = Path(spec)
     if not path.exists():
         raise ActionImagesError(f"--data {spec}: no such dataset directory")
-    try:
-        from actionimages.data import ClipDataset
-    except ImportError as exc:
-        raise ActionImagesError(
-            "reading a dataset directory needs actionimages.data.ClipDataset, which this install lacks"
-        ) from exc
-    return (
-        ClipDataset.for_model(path, cfg)
-        if hasattr(ClipDataset, "for_model")
-        else ClipDataset(
-            path, num_views=cfg.num_views, num_frames=cfg.num_frames, image_size=(cfg.height, cfg.width)
-        )
+    from actionimages.data import ClipDataset, SampleBuilder
+    from actionimages.data import open_source as open_episodes
+
+    episodes = open_episodes(path)
+    builder = SampleBuilder(
+        num_frames=cfg.num_frames,
+        stride=stride,
+        num_views=cfg.num_views,
+        height=cfg.height,
+        width=cfg.width,
+        training=True,
     )
+    return ClipDataset(episodes, builder, samples_per_epoch=len(episodes) * clips_per_episode, seed=seed)
 
 
 def global_indices(step: int, global_batch: int, n: int, seed: int) -> list[int]:
@@ -96,7 +101,7 @@ def sample_seed(seed: int, step: int, position: int) -> int:
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from actionimages.model.synthetic import collate as _collate
+    from actionimages.data import collate as _collate
 
     return _collate(list(samples))
 

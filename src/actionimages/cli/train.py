@@ -1,0 +1,124 @@
+"""``actionimages train`` (the world-action model) and ``actionimages train-vae`` (option (a)'s VAE)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from actionimages.errors import ActionImagesError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the world-action model (masked rectified flow)",
+        description="Train a world-action model. Single CPU process by default; on GPUs run "
+        "`accelerate launch --config_file configs/accelerate/ddp.yaml -m actionimages.cli.train ...`.",
+    )
+    p.add_argument(
+        "--config", default="tiny", help="model config name (tiny, tiny-pixel, small, wan2.2-ti2v-5b)"
+    )
+    p.add_argument("--data", required=True, help="dataset directory, or synthetic:N for N synthetic clips")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--vae", help="trained VAE directory (train-vae's OUT/vae) for configs with a small VAE")
+    p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
+    p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=16, help="per process")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
+    p.add_argument(
+        "--no-cache", action="store_true", help="encode clips every step instead of caching latents"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
+    p.add_argument("--stride", type=int, default=1, help="episode frames between clip frames")
+    p.add_argument("--clips-per-episode", type=int, default=16, help="distinct clips drawn per episode")
+    p.set_defaults(func=run_train)
+
+    v = subparsers.add_parser(
+        "train-vae",
+        help="train the small Wan VAE of a tiny/small config on your data",
+        description="Train option (a)'s small AutoencoderKLWan on RGB and action-image clips.",
+    )
+    v.add_argument("--config", default="tiny")
+    v.add_argument("--data", required=True, help="dataset directory, or synthetic:N")
+    v.add_argument("--out", required=True)
+    v.add_argument("--steps", type=int, default=1500)
+    v.add_argument("--batch-size", type=int, default=4)
+    v.add_argument("--lr", type=float, default=1e-3)
+    v.add_argument("--save-every", type=int, default=500)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--resume", action="store_true")
+    v.add_argument("--stride", type=int, default=1)
+    v.add_argument("--clips-per-episode", type=int, default=16)
+    v.set_defaults(func=run_train_vae)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
+    from actionimages.train import TrainConfig, Trainer, open_source
+
+    cfg = get_config(args.config)
+    if args.pretrained:
+        model = load_pretrained_wan(args.pretrained, cfg, lora_rank=args.lora_rank)
+    else:
+        if cfg.text.kind == "umt5":
+            raise ActionImagesError(
+                f"config {args.config!r} needs --pretrained (its umT5 text encoder and weights)"
+            )
+        model = build_model(cfg)
+        if args.vae:
+            set_vae(model, args.vae)
+        elif cfg.latent.kind == "wan_vae" and not args.resume:
+            raise ActionImagesError(
+                f"config {args.config!r} needs a trained VAE (actionimages train-vae; --vae OUT/vae)"
+            )
+    tcfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        ema_decay=args.ema_decay,
+        save_every=args.save_every,
+        seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        cache_latents=not args.no_cache,
+    )
+    source = open_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
+    trainer = Trainer(model, source, args.out, tcfg)
+    if args.resume and not trainer.resume():
+        raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
+    losses = trainer.fit()
+    trainer.save()
+    path = trainer.export()
+    if trainer.acc.is_main_process:
+        summary = {"steps": trainer.step, "final_loss": losses[-1] if losses else None, "model": str(path)}
+        print(json.dumps(summary))
+    return 0
+
+
+def run_train_vae(args: argparse.Namespace) -> int:
+    from actionimages.model import get_config
+    from actionimages.train import VAETrainConfig, open_source, train_vae
+
+    cfg = get_config(args.config)
+    vcfg = VAETrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, save_every=args.save_every, seed=args.seed
+    )
+    source = open_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
+    path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)
+    print(json.dumps({"vae": str(path)}))
+    return 0
+
+
+if __name__ == "__main__":  # `accelerate launch -m actionimages.cli.train --config ...`
+    import sys
+
+    from actionimages.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

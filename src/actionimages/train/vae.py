@@ -1,0 +1,161 @@
+"""Training the small Wan VAE of option (a) on our own clips (RGB and action images alike).
+
+Loss: L1 + MSE reconstruction (action clips weighted up where the blobs are, since the blobs
+carry the action and cover a few percent of the pixels) + a small KL term. After training the
+per-channel latent mean/std are measured and stored in the VAE's config (``latents_mean`` /
+``latents_std``, the fields the real Wan VAE uses), so the saved folder loads like a Wan VAE.
+
+Run layout: ``out/checkpoints/step-XXXXXXXX/{vae/, optimizer.pt, state.json}`` and the final
+``out/vae/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKLWan
+from tqdm.auto import tqdm
+
+from actionimages.errors import ActionImagesError
+from actionimages.model.config import ModelConfig
+from actionimages.model.latents import build_wan_vae
+from actionimages.train.checkpoint import fsync_tree, latest_checkpoint, save_checkpoint
+from actionimages.train.data import SampleSource, collate, global_indices, sample_seed
+
+
+@dataclass(frozen=True)
+class VAETrainConfig:
+    steps: int = 1500
+    batch_size: int = 4  # samples per step; each gives 2V clips (RGB + action per view)
+    lr: float = 1e-3
+    warmup: int = 50
+    grad_clip: float = 1.0
+    kl_weight: float = 1e-6
+    action_weight: float = 5.0  # extra weight on action-image pixels by blob intensity
+    seed: int = 0
+    save_every: int = 500
+    keep: int = 2
+    stats_samples: int = 32
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sample_clips(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A collated batch -> clips (N, 3, F, H, W) in [-1, 1] and is_action (N,) bool (N = B·2V)."""
+    rgb, act = batch["rgb"].float(), batch["action_images"].float()
+    clips = torch.stack([rgb, act], 2).flatten(0, 2)
+    is_action = torch.tensor([False, True]).repeat(rgb.shape[0] * rgb.shape[1])
+    return clips, is_action
+
+
+def vae_loss(
+    vae: AutoencoderKLWan,
+    clips: torch.Tensor,
+    is_action: torch.Tensor,
+    cfg: VAETrainConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted L1 + MSE reconstruction + KL for clips (N, 3, F, H, W)."""
+    post = vae.encode(clips).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator).to(post.mean)
+    recon = vae.decode(z).sample
+    target = clips
+    w = torch.ones_like(target[:, :1])
+    blob = ((target + 1) / 2).amax(1, keepdim=True)  # (N, 1, F, H, W), 1 at blob peaks
+    w = w + cfg.action_weight * blob * is_action.view(-1, 1, 1, 1, 1).to(w)
+    err = (recon - target).abs() + (recon - target).pow(2)
+    rec = (err * w).sum() / (w.sum() * target.shape[1])
+    kl = post.kl().mean() / math.prod(post.mean.shape[1:])
+    loss = rec + cfg.kl_weight * kl
+    return loss, {"rec": float(rec.detach()), "kl": float(kl.detach())}
+
+
+@torch.no_grad()
+def latent_stats(vae: AutoencoderKLWan, source: SampleSource, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (C,) of the latent means over up to ``n`` samples."""
+    zs = []
+    for i in range(min(n, len(source))):
+        clips, _ = sample_clips(collate([source[i]]))
+        zs.append(vae.encode(clips).latent_dist.mode().transpose(0, 1).flatten(1))
+    z = torch.cat(zs, 1)
+    return z.mean(1), z.std(1)
+
+
+def train_vae(
+    model_cfg: ModelConfig,
+    source: SampleSource,
+    out: str | Path,
+    cfg: VAETrainConfig | None = None,
+    resume: bool = False,
+) -> Path:
+    """Train the config's small Wan VAE on ``source``; returns the final VAE directory ``out/vae``."""
+    cfg = cfg or VAETrainConfig()
+    if model_cfg.latent.kind != "wan_vae":
+        raise ActionImagesError(
+            f"config {model_cfg.name!r} uses latent kind {model_cfg.latent.kind!r}: no VAE"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    vae = build_wan_vae(model_cfg.latent)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step = 0
+    if resume and (ck := latest_checkpoint(out / "checkpoints")) is not None:
+        vae = AutoencoderKLWan.from_pretrained(str(ck / "vae"))
+        opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+        st = torch.load(ck / "optimizer.pt", weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        torch.set_rng_state(st["torch_rng"])
+        step = json.loads((ck / "state.json").read_text())["step"]
+    vae.train()
+
+    def write(tmp: Path) -> None:
+        vae.save_pretrained(str(tmp / "vae"), safe_serialization=True)
+        torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "config": cfg.to_dict()}))
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="train-vae", disable=not cfg.progress, dynamic_ncols=True)
+    t0, s0 = time.perf_counter(), step
+    while step < cfg.steps:
+        idx = global_indices(step, cfg.batch_size, len(source), cfg.seed)
+        clips, is_action = sample_clips(collate([source[i] for i in idx]))
+        gen = torch.Generator().manual_seed(sample_seed(cfg.seed, step, 0))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+        loss, parts = vae_loss(vae, clips, is_action, cfg, gen)
+        if not torch.isfinite(loss):
+            raise ActionImagesError(f"non-finite VAE loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        bar.update(1)
+        rate = (step - s0) * clips.shape[0] / max(1e-9, time.perf_counter() - t0)
+        bar.set_postfix(rec=f"{parts['rec']:.4f}", clips_s=f"{rate:.1f}")
+        if cfg.save_every > 0 and step % cfg.save_every == 0 and step < cfg.steps:
+            save_checkpoint(out / "checkpoints", step, write, keep=cfg.keep)
+    bar.close()
+    vae.eval()
+    mean, std = latent_stats(vae, source, cfg.stats_samples)
+    vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.clamp(min=1e-4).tolist())
+    save_checkpoint(out / "checkpoints", step, write, keep=cfg.keep)
+    final, tmp = out / "vae", out / ".tmp-vae"
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    vae.save_pretrained(str(tmp), safe_serialization=True)
+    fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
