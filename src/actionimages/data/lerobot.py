@@ -41,6 +41,7 @@ from actionimages.data.video import (
     DEFAULT_CRF,
     DEFAULT_GOP,
     DEFAULT_PIX_FMT,
+    VideoFile,
     decode_frames,
     encode_video,
     probe_video,
@@ -508,35 +509,7 @@ def _load_info(root: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reader
-class LazyVideo:
-    """One camera's frames of one episode, decoded on indexing: ``video[indices]`` -> uint8 (N, H, W, 3).
-
-    ``shape`` is ``(T, H, W, 3)``; an integer index gives (H, W, 3), a slice or array gives (N, H, W, 3).
-    """
-
-    def __init__(
-        self, reader: DatasetReader, episode_index: int, camera: str, shape: tuple[int, ...]
-    ) -> None:
-        self.reader, self.episode_index, self.camera = reader, episode_index, camera
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(np.uint8)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        T = self.shape[0]
-        if isinstance(key, (int, np.integer)):
-            k = int(key) + T if key < 0 else int(key)
-            if not 0 <= k < T:
-                raise IndexError(f"frame {key} out of range for {T} frames")
-            return self.reader.frames(self.episode_index, self.camera, [k])[0]
-        idx = np.arange(T)[key]
-        return self.reader.frames(self.episode_index, self.camera, idx)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        arr = self[:]
-        return arr if dtype is None else arr.astype(dtype)
+LazyVideo = VideoFile  # frames of a dataset episode are lazy VideoFile handles
 
 
 class DatasetReader:
@@ -717,7 +690,16 @@ class DatasetReader:
             if cam not in cameras:
                 raise DataError(f"{where}: missing calibration for camera {cam!r}")
             shape = self.info["features"][video_key(cam)]["shape"]
-            frames[cam] = LazyVideo(self, i, cam, (T, int(shape[0]), int(shape[1]), 3))
+            first = int(round(float(row.get(f"videos/{video_key(cam)}/from_timestamp") or 0.0) * self.fps))
+            frames[cam] = VideoFile(
+                self.video_path(i, cam),
+                T,
+                int(shape[0]),
+                int(shape[1]),
+                self.fps,
+                frame_map=np.arange(first, first + T) if first else None,
+                where=f"episode {i} camera {cam!r}",
+            )
         extra = [c for c in cameras if c not in frames]
         if extra:
             raise DataError(

@@ -115,15 +115,16 @@ def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = ""
             stream = c.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
+            t0 = stream.start_time or 0  # other encoders may start at a non-zero pts
 
             def run(seek_to: int, target: int) -> int | None:
                 """Seek to the keyframe at or before ``seek_to``; decode up to ``target``; last index."""
-                c.seek(int(seek_to / fps / tb), stream=stream, backward=True, any_frame=False)
+                c.seek(int(seek_to / fps / tb) + t0, stream=stream, backward=True, any_frame=False)
                 last = None
                 for frame in c.decode(stream):
                     if frame.pts is None:
                         raise DataError(f"{label}: frame without timestamp")
-                    i = int(round(float(frame.pts * tb) * fps))
+                    i = int(round(float((frame.pts - t0) * tb) * fps))
                     last = i
                     if i in wanted_set and i not in got:
                         got[i] = frame.to_ndarray(format="rgb24")
@@ -166,3 +167,81 @@ def count_frames(path: str | Path, fps: float, where: str = "") -> int:
     except _AV_ERRORS as exc:
         raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
     return n
+
+
+class VideoFile:
+    """Lazy frames of one mp4: ``video[indices]`` -> uint8 (N, H, W, 3), decoded on demand.
+
+    Args:
+        path: the mp4.
+        num_frames: T, the logical length.
+        height, width: frame size.
+        fps: the rate used to turn timestamps into frame indices (the file's own rate).
+        frame_map: optional (T,) physical frame index of each logical frame (e.g. a stride-4
+            subsample, or the offset of an episode packed in a longer file).
+        where: label used in error messages (episode and camera).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        num_frames: int,
+        height: int,
+        width: int,
+        fps: float,
+        frame_map: np.ndarray | None = None,
+        where: str = "",
+    ) -> None:
+        self.path, self.fps, self.where = Path(path), float(fps), where
+        self.shape = (int(num_frames), int(height), int(width), 3)
+        self.dtype = np.dtype(np.uint8)
+        self.frame_map = None if frame_map is None else np.asarray(frame_map, dtype=np.int64)
+        if self.frame_map is not None and len(self.frame_map) != num_frames:
+            raise DataError(f"{where}: frame map has {len(self.frame_map)} entries for {num_frames} frames")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _decode(self, idx: np.ndarray) -> np.ndarray:
+        phys = idx if self.frame_map is None else self.frame_map[idx]
+        if not self.path.exists():
+            raise DataError(f"{self.where}: video file missing: {self.path}")
+        return decode_frames(self.path, phys, self.fps, where=self.where)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        T = self.shape[0]
+        if isinstance(key, (int, np.integer)):
+            k = int(key) + T if key < 0 else int(key)
+            if not 0 <= k < T:
+                raise IndexError(f"frame {key} out of range for {T} frames")
+            return self._decode(np.array([k]))[0]
+        idx = np.arange(T)[key]
+        return self._decode(np.asarray(idx).reshape(-1))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self[:]
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"VideoFile({self.path}, shape={self.shape})"
+
+
+def open_video(path: str | Path, where: str = "") -> VideoFile:
+    """A :class:`VideoFile` for an existing mp4, with size, rate and length from its header."""
+    label = f"{where}: {path}" if where else str(path)
+    if not Path(path).exists():
+        raise DataError(f"{label}: video file missing")
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            n = int(s.frames)
+            rate = float(s.average_rate) if s.average_rate else None
+            w, h = int(s.codec_context.width), int(s.codec_context.height)
+            if n <= 0 and s.duration is not None and rate:
+                n = int(round(float(s.duration * s.time_base) * rate))
+    except _AV_ERRORS as exc:
+        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+    if not rate or n <= 0:
+        n = count_frames(path, 1.0, where)
+        rate = rate or 1.0
+    return VideoFile(path, n, h, w, rate, where=where)

@@ -1,0 +1,143 @@
+"""Readers of the paper's layouts (RLBench release, DROID, Bridge) on fixtures built in each layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from actionimages.codec import euler_to_matrix
+from actionimages.data.fixtures import write_bridge_episode, write_droid_episode, write_rlbench_episode
+from actionimages.data.mixture import detect_kind, open_source
+from actionimages.data.sample import SampleBuilder
+from actionimages.data.sources import BridgeReader, DroidReader, RLBenchReader
+from actionimages.errors import DataError
+
+
+def _frame_ids(frames: np.ndarray) -> list[int]:
+    """Recover the stamped frame numbers (top-left 4x4 block = t*13 mod 256)."""
+    vals = frames[:, 1:3, 1:3].reshape(len(frames), -1).mean(1)
+    return [int(round(v / 13)) for v in vals]
+
+
+@pytest.fixture(scope="module")
+def rlbench_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rlbench")
+    refs = [
+        write_rlbench_episode(root / "reach_target" / "episode0", steps=18, seed=0),
+        write_rlbench_episode(root / "reach_target" / "episode1", steps=9, seed=1, per_step_params=True),
+    ]
+    (root / "reach_target" / "episode0" / "instruction.txt").write_text("reach the red target\n")
+    return root, refs
+
+
+def test_rlbench_reader(rlbench_root):
+    root, refs = rlbench_root
+    r = RLBenchReader(root)
+    assert len(r) == 2 and detect_kind(root) == "rlbench" and isinstance(open_source(root), RLBenchReader)
+    ep = r.episode(0)
+    assert ep.num_frames == 5 and r.num_frames(0) == 5 and r.num_frames(1) == 3  # ceil(steps / 4)
+    ref = refs[0]["actions"][::4]  # quaternions -> Euler, subsampled [::4]
+    np.testing.assert_allclose(ep.actions[:, [0, 1, 2, 6]], ref[:, [0, 1, 2, 6]], atol=1e-9)
+    np.testing.assert_allclose(euler_to_matrix(ep.actions[:, 3:6]), euler_to_matrix(ref[:, 3:6]), atol=1e-9)
+    assert ep.instruction == "reach the red target" and ep.task == "reach_target" and ep.fps == 5.0
+    assert r.episode(1).instruction == "reach target"  # from the task directory name
+    assert ep.camera_names == ["view0", "view1"] and len(ep.cameras["view0"]) == 5
+    np.testing.assert_allclose(ep.camera_at("view1", 2).K, refs[0]["cameras"]["view1"].K)
+    frames = np.asarray(ep.frames["view1"])
+    assert _frame_ids(frames) == [0, 1, 2, 3, 4]
+    assert np.abs(frames.astype(int) - refs[0]["frames"]["view1"]).mean() < 2.0
+    ep1 = r.episode(1)  # per-step camera params are subsampled like the actions
+    assert len(ep1.cameras["view0"]) == 3
+    s = SampleBuilder(num_frames=5, num_views=2, height=32, width=32, training=False)(ep)
+    assert s["frame_valid"].all() and s["rgb"].shape == (2, 3, 5, 32, 32)
+
+
+def test_rlbench_bad_input(tmp_path):
+    d = tmp_path / "t" / "ep"
+    write_rlbench_episode(d, steps=8)
+    np.save(d / "actions.npy", np.zeros((8, 7)))
+    with pytest.raises(DataError, match=r"actions\.npy must hold actions of shape \(T, 8\)"):
+        RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    (d / "view1" / "camera_params.json").unlink()
+    with pytest.raises(DataError, match="rlbench episode 0.*missing calibration.*view1"):
+        RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    (d / "view1" / "rgb" / "video.mp4").unlink()
+    with pytest.raises(DataError, match="camera count differs from video count"):
+        RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    np.save(d / "actions.npy", np.zeros((20, 8)) + [0, 0, 0, 0, 0, 0, 1, 1])
+    with pytest.raises(DataError, match="frame-count mismatch"):
+        RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    (d / "view0" / "camera_params.json").write_text(json.dumps({"intrinsics": [[1, 0, 0]] * 2}))
+    with pytest.raises(DataError, match="missing calibration"):
+        RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    (d / "view0" / "rgb" / "video.mp4").write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError, match=r"view0.*video\.mp4"):
+        RLBenchReader(tmp_path).episode(0)
+
+
+def test_droid_reader(tmp_path):
+    refs = [write_droid_episode(tmp_path / f"ep{i}", steps=13, seed=i) for i in range(2)]
+    r = DroidReader(tmp_path)
+    assert detect_kind(tmp_path) == "droid" and len(r) == 2
+    ep = r.episode(1)
+    keep = [0, 4, 8, 12]
+    assert ep.num_frames == 4 and r.num_frames(1) == 4 and ep.fps == pytest.approx(15 / 4)
+    np.testing.assert_allclose(ep.actions[:, :6], refs[1]["actions"][keep, :6], atol=1e-9)
+    np.testing.assert_allclose(ep.actions[:, 6], 1.0 - refs[1]["gripper"][keep])  # 1 = closed in DROID
+    assert ep.instruction == "droid instruction 1" and ep.has_actions
+    assert ep.is_static("ext1") and not ep.is_static("ext2")
+    np.testing.assert_allclose(
+        ep.cameras["ext1"].cam_to_world, refs[1]["cameras"]["front"].cam_to_world, atol=1e-9
+    )
+    np.testing.assert_allclose(ep.camera_at("ext2", 3).K, refs[1]["cameras"]["side"].K)
+    frames = np.asarray(ep.frames["ext2"])
+    assert _frame_ids(frames) == keep  # stride-4 subsample of the 15 Hz stream
+    assert np.abs(frames.astype(int) - refs[1]["frames"]["ext2"][keep]).mean() < 2.0
+
+
+def test_droid_bad_input(tmp_path):
+    d = tmp_path / "ep"
+    write_droid_episode(d, steps=9)
+    z = dict(np.load(d / "trajectory.npz"))
+    z["cartesian_position"] = z["cartesian_position"][:, :5]
+    np.savez(d / "trajectory.npz", **z)
+    with pytest.raises(DataError, match=r"droid episode 0.*cartesian_position must be \(T, 6\)"):
+        DroidReader(tmp_path).episode(0)
+    write_droid_episode(d, steps=9)
+    z = dict(np.load(d / "trajectory.npz"))
+    del z["ext2_extrinsics"]
+    np.savez(d / "trajectory.npz", **z)
+    with pytest.raises(DataError, match="missing calibration for ext2"):
+        DroidReader(tmp_path).episode(0)
+    write_droid_episode(d, steps=9)
+    (d / "ext1.mp4").unlink()
+    with pytest.raises(DataError, match="camera count differs from video count"):
+        DroidReader(tmp_path).episode(0)
+
+
+def test_bridge_reader(tmp_path):
+    write_bridge_episode(tmp_path / "raw" / "traj0", steps=6)
+    refs = write_bridge_episode(tmp_path / "raw" / "traj1", steps=5, as_video=True)
+    r = BridgeReader(tmp_path)
+    assert detect_kind(tmp_path) == "bridge" and len(r) == 2
+    ep = r.episode(0)
+    assert not ep.has_actions and ep.num_frames == 6 and np.all(ep.actions == 0)
+    assert ep.instruction == "put the spoon in the pot" and ep.info["calibration"] == "estimated"
+    assert _frame_ids(np.asarray(ep.frames["images0"])) == list(range(6))
+    ep1 = r.episode(1)
+    assert ep1.camera_names == ["images0", "images1"] and ep1.info["calibration"] == "given"
+    np.testing.assert_allclose(ep1.cameras["images1"].K, refs["cameras"]["side"].K)
+    s = SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=False)(ep1)
+    assert not bool(s["has_actions"]) and float(s["action_images"].max()) == -1.0
+    with pytest.raises(DataError, match="samples need 2 views"):
+        SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=False)(ep)
+    (tmp_path / "raw" / "traj0" / "images0" / "im_3.jpg").write_bytes(b"broken")
+    with pytest.raises(DataError, match="im_3.jpg"):
+        np.asarray(r.episode(0).frames["images0"])
