@@ -1,0 +1,206 @@
+"""``actionimages demo --out DIR``: the whole pipeline end to end on the embedded benchmark.
+
+Stages (each skipped when its marker ``DIR/stages/<name>.json`` exists, so a rerun resumes):
+
+1. ``codec``: the codec demo (``actionimages codec demo``).
+2. ``collect``: scripted-expert demonstrations (train split, and a small held-out set).
+3. ``vae``: the tiny config's small Wan VAE on those demonstrations.
+4. ``train``: the tiny world-action model.
+5. ``baselines``: image BC and the low-dimensional-head ablation on the same demonstrations.
+6. ``eval``: closed-loop success of every policy on the held-out and unseen-camera splits, plus
+   the world model's earlier checkpoints (success against training steps).
+7. ``generation``: generation quality (joint / a2v / v2a, shuffled-action control).
+8. ``report``: ``DIR/report.html``.
+
+The defaults fit about 30 minutes on a 2-core CPU; ``--episodes``, ``--train-steps``,
+``--baseline-minutes``, ``--eval-episodes`` and ``--task`` scale it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from actionimages.errors import ActionImagesError
+
+DEFAULT_TASKS = ("reach_target", "push_button")
+STAGES = ("codec", "collect", "vae", "train", "baselines", "eval", "generation", "report")
+
+
+def _cli(args: list[str]) -> None:
+    """Run one ``actionimages`` subcommand in a fresh process (isolates torch/accelerate state)."""
+    code = "import sys; from actionimages.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, *args]
+    print(f"\n$ actionimages {' '.join(args)}", flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise ActionImagesError(
+            f"stage command failed (exit {proc.returncode}): actionimages {' '.join(args)}"
+        )
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+        self.out = Path(args.out).resolve()
+        self.marks = self.out / "stages"
+        self.tasks = args.task or list(DEFAULT_TASKS)
+        self.data = self.out / "data"
+
+    def done(self, stage: str) -> bool:
+        return (self.marks / f"{stage}.json").is_file()
+
+    def mark(self, stage: str, t0: float, **info: Any) -> None:
+        self.marks.mkdir(parents=True, exist_ok=True)
+        rec = {"stage": stage, "seconds": round(time.time() - t0, 1), **info}
+        tmp = self.marks / f"{stage}.json.tmp"
+        tmp.write_text(json.dumps(rec, indent=1))
+        tmp.replace(self.marks / f"{stage}.json")
+
+    # ------------------------------------------------------------- stages
+    def codec(self) -> None:
+        _cli(["codec", "demo", "--out", str(self.out / "codec"), "--size", "128", "--frames", "21"])
+
+    def collect(self) -> None:
+        common = ["--image-size", str(self.a.image_size)]
+        for split, n in (("train", self.a.episodes), ("heldout", self.a.heldout_episodes)):
+            args = ["collect", "--out", str(self.data / split), "--split", split, "--episodes", str(n)]
+            for t in self.tasks:
+                args += ["--task", t]
+            _cli(args + common + ["--seed", str(self.a.seed + (0 if split == "train" else 10_000))])
+
+    def vae(self) -> None:
+        _cli(
+            ["train-vae", "--config", self.a.config, "--data", str(self.data / "train"),
+             "--out", str(self.out / "vae_run"), "--steps", str(self.a.vae_steps), "--seed", str(self.a.seed)]
+        )  # fmt: skip
+
+    def train(self) -> None:
+        args = [
+            "train", "--config", self.a.config, "--data", str(self.data / "train"),
+            "--out", str(self.out / "world_model"), "--steps", str(self.a.train_steps),
+            "--save-every", str(max(1, self.a.train_steps // 3)), "--seed", str(self.a.seed),
+            "--vae", str(self.out / "vae_run" / "vae"),
+        ]  # fmt: skip
+        if (self.out / "world_model" / "checkpoints").is_dir():
+            args.append("--resume")
+        _cli(args)
+
+    def baselines(self) -> None:
+        minutes = self.a.baseline_minutes
+        if minutes <= 0:  # same compute as the world model: its measured training wall time
+            rec = json.loads((self.marks / "train.json").read_text())
+            minutes = max(0.5, rec["seconds"] / 60.0)
+        for kind in ("bc", "lowdim"):
+            _cli(
+                ["baseline", "train", "--kind", kind, "--data", str(self.data / "train"),
+                 "--out", str(self.out / "baselines" / kind), "--minutes", f"{minutes:.2f}",
+                 "--seed", str(self.a.seed)]
+            )  # fmt: skip
+
+    def _eval(self, name: str, policy: list[str], split: str, episodes: int, tasks: list[str]) -> None:
+        out = self.out / "eval" / f"{name}_{split}"
+        if (out / "results.json").is_file():
+            return  # finished earlier (resume)
+        args = ["eval", *policy, "--split", split, "--episodes", str(episodes), "--seed", str(self.a.seed)]
+        args += ["--out", str(out), "--workers", str(self.a.workers), "--videos", "2"]
+        args += ["--image-size", str(self.a.image_size), "--label", name]
+        for t in tasks:
+            args += ["--task", t]
+        _cli(args)
+
+    def eval(self) -> None:
+        model = ["--checkpoint", str(self.out / "world_model")]
+        n = self.a.eval_episodes
+        for split in ("heldout", "heldout_cameras"):
+            self._eval("action_images", model + ["--num-steps", str(self.a.num_steps)], split, n, self.tasks)
+            for kind in ("bc", "lowdim"):
+                self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, n, self.tasks)
+        self._eval("expert", ["--policy", "expert"], "heldout", n, self.tasks)
+        # Success against training steps: the trainer's kept intermediate checkpoints.
+        from actionimages.train.checkpoint import list_checkpoints
+
+        for ck in list_checkpoints(self.out / "world_model" / "checkpoints")[:-1]:
+            self._eval(
+                f"action_images_{ck.name}", ["--checkpoint", str(ck), "--num-steps", str(self.a.num_steps)],
+                "heldout", max(2, n // 2), self.tasks,
+            )  # fmt: skip
+
+    def generation(self) -> None:
+        _cli(
+            ["eval-generation", "--checkpoint", str(self.out / "world_model"),
+             "--data", str(self.data / "heldout"),
+             "--out", str(self.out / "generation"), "--episodes", str(self.a.generation_episodes),
+             "--num-steps", str(self.a.num_steps), "--seed", str(self.a.seed)]
+        )  # fmt: skip
+
+    def report(self) -> None:
+        _cli(["report", str(self.out)])
+
+    def run(self) -> int:
+        chosen = [s for s in STAGES if s not in (self.a.skip or [])]
+        if self.a.fresh:
+            for s in chosen:
+                (self.marks / f"{s}.json").unlink(missing_ok=True)
+        total = time.time()
+        for i, stage in enumerate(chosen, 1):
+            if self.done(stage):
+                print(
+                    f"[{i}/{len(chosen)}] {stage}: done earlier, skipped ({self.marks / (stage + '.json')})"
+                )
+                continue
+            print(f"[{i}/{len(chosen)}] {stage} ...", flush=True)
+            t0 = time.time()
+            getattr(self, stage)()
+            self.mark(stage, t0)
+            print(f"[{i}/{len(chosen)}] {stage}: finished in {time.time() - t0:.0f} s", flush=True)
+        print(f"demo finished in {(time.time() - total) / 60:.1f} min; open {self.out / 'report.html'}")
+        return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from actionimages.sim import TASKS
+
+    bad = [t for t in args.task or [] if t not in TASKS]
+    if bad:
+        raise ActionImagesError(f"unknown task(s) {bad}; available: {list(TASKS)}")
+    bad = [s for s in args.skip or [] if s not in STAGES]
+    if bad:
+        raise ActionImagesError(f"unknown stage(s) {bad}; stages: {list(STAGES)}")
+    return Demo(args).run()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="end to end: codec demo, collect, train, baselines, closed-loop eval, report (resumable)",
+        description="Run the whole pipeline on the embedded benchmark into DIR; rerunning resumes, "
+        "skipping finished stages. Defaults fit about 30 minutes on a 2-core CPU.",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--task", action="append", help=f"task (repeat; default {' '.join(DEFAULT_TASKS)})")
+    p.add_argument("--episodes", type=int, default=30, help="training demonstrations per task (default 30)")
+    p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
+    p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
+    p.add_argument("--vae-steps", type=int, default=300, help="VAE training steps (default 300)")
+    p.add_argument("--train-steps", type=int, default=600, help="world-model training steps (default 600)")
+    p.add_argument(
+        "--baseline-minutes", type=float, default=3.0,
+        help="training minutes per baseline (default 3; give 0 for the world model's measured time)",
+    )  # fmt: skip
+    p.add_argument("--eval-episodes", type=int, default=10, help="closed-loop episodes per task and split")
+    p.add_argument(
+        "--generation-episodes", type=int, default=6, help="held-out episodes for generation metrics"
+    )
+    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
+    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
+    p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", nargs="+", help=f"stages to skip ({', '.join(STAGES)})")
+    p.add_argument("--fresh", action="store_true", help="forget finished stages (outputs are overwritten)")
+    p.set_defaults(func=run_demo)
