@@ -163,6 +163,13 @@ class Camera:
 
         With crop offsets (dx, dy) and scales (sx, sy): fx' = fx·sx, fy' = fy·sy,
         cx' = (cx − dx)·sx, cy' = (cy − dy)·sy (METHOD.md §2).
+
+        Pixel convention: this maps continuous image coordinates by ``u' = (u − dx)·sx``, which
+        is exact when pixel ``i`` covers ``[i, i + 1)`` (the "corner" convention that area and
+        ``align_corners=False`` resizers use). Read with pixel *centres* at integers, the exact
+        map would be ``u' = (u + 0.5 − dx)·sx − 0.5``: the formula here is off by
+        ``0.5·(sx − 1)`` px (e.g. −0.375 px for a 4× downscale), far below a blob's σ. We keep
+        METHOD.md's formula so that intrinsics agree with the release's data.
         """
         dx, dy, cw, ch = center_crop_box(self.width, self.height, width, height)
         sx, sy = width / cw, height / ch
