@@ -7,6 +7,7 @@ move. Classifier-free guidance runs the conditional and the empty-instruction br
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,14 +71,26 @@ def batch_cameras(batch: Mapping[str, Any], index: int) -> list[Camera] | list[l
 def decode_actions(
     batch: Mapping[str, Any], action_images: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codec-decode action videos (B, V, 3, F, H, W) in [-1, 1] -> actions (B, F, 7), valid (B, F)."""
+    """Codec-decode action videos (B, V, 3, F, H, W) in [-1, 1] -> actions (B, F, 7), valid (B, F).
+
+    A sample whose action video the codec cannot decode at all (it raises a ``RuntimeError``,
+    e.g. a singular peak fit on a badly generated image) gets NaN actions and ``valid`` False,
+    with a warning: a generated video is not bad *input*, so it must not stop a rollout.
+    """
     from actionimages.model.synthetic import action_codec
 
     acts, valid = [], []
+    f = action_images.shape[3]
     for i in range(action_images.shape[0]):
         codec = action_codec(batch_cameras(batch, i))
         imgs = ((action_images[i].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)  # (V, F, H, W, 3)
-        res = codec.decode(imgs.cpu())
+        try:
+            res = codec.decode(imgs.cpu())
+        except RuntimeError as exc:
+            warnings.warn(f"codec could not decode generated action video {i}: {exc}", stacklevel=2)
+            acts.append(torch.full((f, 7), float("nan")))
+            valid.append(torch.zeros(f, dtype=torch.bool))
+            continue
         acts.append(torch.as_tensor(np.asarray(res.actions), dtype=torch.float32))
         valid.append(torch.as_tensor(np.asarray(res.valid), dtype=torch.bool))
     return torch.stack(acts), torch.stack(valid)

@@ -7,7 +7,7 @@ logs, a tqdm bar, and atomic resumable checkpoints (``actionimages.train.checkpo
 
 Run layout (``out``)::
 
-    out/checkpoints/step-XXXXXXXX/{model/, ema.safetensors, optimizer.pt, state.json}
+    out/checkpoints/step-XXXXXXXX/{model/ (EMA weights), raw.safetensors, optimizer.pt, state.json}
     out/checkpoints/latest
     out/model/            the EMA weights as a loadable model dir (written at the end)
     out/tb/               TensorBoard events
@@ -16,9 +16,11 @@ Run layout (``out``)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,9 +170,12 @@ class Trainer:
         return self.cfg.batch_size * self.acc.num_processes
 
     def _write(self, tmp: Path) -> None:
+        # model/ holds the EMA weights (what one evaluates or deploys; loadable with load_model);
+        # raw.safetensors the raw trainable weights the optimizer continues from on resume.
         unwrapped = self.acc.unwrap_model(self.loss_module).model
-        unwrapped.save_pretrained(str(tmp / "model"), safe_serialization=True)
-        save_file(self.ema.state_dict(), str(tmp / "ema.safetensors"))
+        save_file({n: p.detach().contiguous().cpu() for n, p in self.named}, str(tmp / "raw.safetensors"))
+        with self._ema_weights(unwrapped):
+            unwrapped.save_pretrained(str(tmp / "model"), safe_serialization=True)
         torch.save(
             {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
             tmp / "optimizer.pt",
@@ -185,6 +190,18 @@ class Trainer:
             "history": self.history[-1000:],
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
+
+    @contextlib.contextmanager
+    def _ema_weights(self, model: nn.Module):
+        """Temporarily swap the EMA weights into ``model``."""
+        backup = {n: p.detach().clone() for n, p in self.named}
+        self.ema.copy_to(model)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in self.named:
+                    p.copy_(backup[n])
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (main process only); returns its directory."""
@@ -211,12 +228,17 @@ class Trainer:
         for f in sorted((ck / "model").glob("*.safetensors")):
             weights.update(load_file(str(f)))
         missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
-        if unexpected or [m for m in missing if not m.startswith("transformer.rope")]:
+        if unexpected or missing:
             raise ActionImagesError(
-                f"checkpoint {ck} does not match the model: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}"
+                f"checkpoint {ck} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
-        self.ema.load_state_dict(load_file(str(ck / "ema.safetensors")))
+        self.ema.load_state_dict({n: weights[n] for n in self.ema.names})  # model/ holds the EMA weights
+        raw = load_file(str(ck / "raw.safetensors"))
+        with torch.no_grad():
+            for n, p in self.named:
+                if n not in raw:
+                    raise ActionImagesError(f"checkpoint {ck}: raw.safetensors lacks {n}")
+                p.copy_(raw[n])
         opt_state = torch.load(ck / "optimizer.pt", weights_only=False)
         self.optimizer.load_state_dict(opt_state["optimizer"])
         torch.set_rng_state(opt_state["torch_rng"])
@@ -230,29 +252,19 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             unwrapped = self.acc.unwrap_model(self.loss_module).model
-            backup = {n: p.detach().clone() for n, p in self.named} if use_ema else None
-            if use_ema:
-                self.ema.copy_to(unwrapped)
             tmp = dst.with_name(f".tmp-{dst.name}")
-            if tmp.exists():
-                import shutil
-
-                shutil.rmtree(tmp)
-            unwrapped.save_pretrained(str(tmp), safe_serialization=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            with self._ema_weights(unwrapped) if use_ema else contextlib.nullcontext():
+                unwrapped.save_pretrained(str(tmp), safe_serialization=True)
             fsync_tree(tmp)
             if dst.exists():
-                import shutil
-
                 old = dst.with_name(f".old-{dst.name}")
+                shutil.rmtree(old, ignore_errors=True)
                 dst.rename(old)
                 tmp.rename(dst)
                 shutil.rmtree(old)
             else:
                 tmp.rename(dst)
-            if backup is not None:
-                with torch.no_grad():
-                    for n, p in self.named:
-                        p.copy_(backup[n])
         self.acc.wait_for_everyone()
         return dst
 
