@@ -155,7 +155,10 @@ def run_case(size: int, views: int, kind: str, n: int, n_ref: int, seed: int) ->
 
 
 def throughput(size: int = 512, views: int = 2, frames: int = 41, repeats: int = 3) -> dict:
-    """Best-of-``repeats`` encode/decode frames/s (frame = all views of one time step)."""
+    """Best-of-``repeats`` encode/decode frames/s (frame = all views of one time step).
+
+    Best-of because the machine may be shared: the minimum is the least disturbed run.
+    """
     rng = np.random.default_rng(0)
     cams = make_rig(size, views)
     codec = ActionImageCodec(cams)
@@ -176,10 +179,13 @@ def throughput(size: int = 512, views: int = 2, frames: int = 41, repeats: int =
     corners = WORKSPACE_CENTER + WORKSPACE_HALF * 1.5 * np.array(np.meshgrid(*[[-1, 1]] * 3)).reshape(3, -1).T
     _, d = cams[0].project(corners)
     ref = ReleaseDecoder(cams, depth_range=(float(d.min()), float(d.max())))
-    img = codec.encode(actions[:8])
-    t0 = time.perf_counter()
-    ref.decode(img)
-    out["reference_decode_fps"] = 8 / (time.perf_counter() - t0)
+    img = codec.encode(actions)
+    best = float("inf")
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        ref.decode(img)
+        best = min(best, time.perf_counter() - t0)
+    out["reference_decode_fps"] = frames / best
     return out
 
 
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, (size, views, kind) in enumerate(tqdm(cases, desc="codec cases")):
         rows.append(run_case(size, views, kind, n, n_ref, args.seed + i))
-    tp = throughput(repeats=2 if args.quick else 3)
+    tp = throughput(repeats=2 if args.quick else 6)
     cmd = "python benchmarks/codec.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = to_markdown(rows, tp, cmd.strip())
     print(md)

@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from actionimages.codec.camera import Camera
-from actionimages.codec.poses import QUAT_NORM_TOL, matrix_to_euler, rotation_from_points
+from actionimages.codec.poses import (
+    QUAT_NORM_TOL,
+    matrix_to_euler,
+    matrix_to_quat,
+    quat_to_matrix,
+    rotation_from_points,
+)
 from actionimages.errors import ActionImagesError
 
 OPEN_LEVEL = 0.25  # blue background when the gripper is open (METHOD.md §2)
@@ -515,32 +521,42 @@ def _fit_window(
     noise: torch.Tensor,
     sigma: float,
 ) -> dict[str, torch.Tensor]:
-    """Weighted LS fit of log I = a·du + b·dv + c·du² + e·dv² + g around (cx, cy) for each (M, 3)."""
+    """Weighted LS fit of log I = a·du + b·dv + c·du² + e·dv² + g around (cx, cy) for each (M, 3).
+
+    The window is a k×k grid ``(cy + offs) × (cx + offs)``; its coordinates are separable, so the
+    5×5 normal equations come from row/column power moments (two small matmuls), not a k²×5 basis.
+    """
     M, H, W, _ = x.shape
-    k = offs.numel()
-    ix = torch.round(cx)[..., None] + offs  # (M, 3, k)
-    iy = torch.round(cy)[..., None] + offs
+    dev = x.device
+    x0, y0 = torch.round(cx), torch.round(cy)
+    ix = x0[..., None] + offs  # (M, 3, k)
+    iy = y0[..., None] + offs
     inb = ((ix >= 0) & (ix <= W - 1))[..., None, :] & ((iy >= 0) & (iy <= H - 1))[..., :, None]  # (M,3,k,k)
     ixl = ix.clamp(0, W - 1).long()
     iyl = iy.clamp(0, H - 1).long()
-    m = torch.arange(M, device=x.device)[:, None, None, None]
-    c = torch.arange(3, device=x.device)[None, :, None, None]
+    m = torch.arange(M, device=dev)[:, None, None, None]
+    c = torch.arange(3, device=dev)[None, :, None, None]
     flat_idx = ((m * H + iyl[..., :, None]) * W + ixl[..., None, :]) * 3 + c
     vals = x.reshape(-1)[flat_idx] - offset[..., None, None]  # (M, 3, k, k)
     use = inb & (vals > floor[..., None, None])
     s = vals.clamp(min=1e-6)
     wgt = torch.where(use, s * s, torch.zeros_like(s))  # w = I² turns the log fit into ≈ plain LS on I
-    # Basis in σ units (conditioning): du, dv relative to the window centre.
-    du = ((ix - torch.round(cx)[..., None]) / sigma)[..., None, :].expand(M, 3, k, k)
-    dv = ((iy - torch.round(cy)[..., None]) / sigma)[..., :, None].expand(M, 3, k, k)
-    phi = torch.stack([du, dv, du * du, dv * dv, torch.ones_like(du)], -1).reshape(M, 3, k * k, 5)
-    wf = wgt.reshape(M, 3, k * k, 1)
-    logs = torch.log(s).reshape(M, 3, k * k, 1)
-    A = (phi * wf).transpose(-1, -2) @ phi  # (M, 3, 5, 5)
-    rhs = (phi * wf).transpose(-1, -2) @ logs
-    npix = use.reshape(M, 3, -1).sum(-1)
+    logs = torch.log(s)
+    # Coordinates in σ units (conditioning) relative to the window centre; powers 0..4.
+    t = offs / sigma
+    pw = torch.stack([torch.ones_like(t), t, t * t, t**3, t**4], -1)  # (k, 5)
+    mom = pw.T @ wgt @ pw  # (M, 3, 5, 5): mom[a, b] = Σ w dv^a du^b
+    lmom = pw.T @ (wgt * logs) @ pw
+    # Basis (dv power, du power): du, dv, du², dv², 1.
+    ea = [0, 1, 0, 2, 0]
+    eb = [1, 0, 2, 0, 0]
+    ia = torch.tensor([[i + j for j in ea] for i in ea], device=dev)
+    ib = torch.tensor([[i + j for j in eb] for i in eb], device=dev)
+    A = mom[..., ia, ib]  # (M, 3, 5, 5)
+    rhs = lmom[..., torch.tensor(ea, device=dev), torch.tensor(eb, device=dev)][..., None]
+    npix = use.sum((-1, -2))
     ridge = 1e-9 * A.diagonal(dim1=-2, dim2=-1).sum(-1).clamp(min=1e-12)
-    A = A + ridge[..., None, None] * torch.eye(5, device=x.device)
+    A = A + ridge[..., None, None] * torch.eye(5, device=dev)
     theta = torch.linalg.solve(A.double(), rhs.double())[..., 0].float()
     a, b, qa, qb, g = theta.unbind(-1)
     ok = (npix >= 8) & (qa < -1e-3) & (qb < -1e-3)
@@ -548,13 +564,15 @@ def _fit_window(
     qb_s = torch.where(ok, qb, -torch.ones_like(qb))
     du0, dv0 = -a / (2 * qa_s), -b / (2 * qb_s)
     amp = torch.exp((g - a * a / (4 * qa_s) - b * b / (4 * qb_s)).clamp(max=5.0))
-    # Fit quality: weighted relative RMS of the model in intensity.
-    model = torch.exp((phi[..., :4] @ theta[..., :4, None])[..., 0] + g[..., None]).reshape(M, 3, k, k)
+    # Fit quality: weighted RMS misfit of the (separable) model in intensity.
+    gu = torch.exp(a[..., None] * t + qa_s[..., None] * t * t)  # (M, 3, k) along u
+    gv = torch.exp(b[..., None] * t + qb_s[..., None] * t * t + g[..., None])  # along v
+    model = gv[..., :, None] * gu[..., None, :]
     resid = torch.sqrt((wgt * (vals - model) ** 2).sum((-1, -2)) / wgt.sum((-1, -2)).clamp(min=1e-12))
     quality = torch.exp(-((resid / (0.08 + 2 * noise)) ** 2))  # misfit beyond what the noise explains
     return {
-        "u": torch.round(cx) + du0 * sigma,
-        "v": torch.round(cy) + dv0 * sigma,
+        "u": x0 + du0 * sigma,
+        "v": y0 + dv0 * sigma,
         "sx": sigma * torch.sqrt(-1 / (2 * qa_s)),
         "sy": sigma * torch.sqrt(-1 / (2 * qb_s)),
         "amp": amp,
@@ -581,8 +599,6 @@ def _interpolate_invalid(pos: np.ndarray, R: np.ndarray, valid: np.ndarray) -> t
     pos_out = np.where(valid[..., None], pos, np.where(anyv, p0 + alpha[..., None] * (p1 - p0), np.nan))
     if valid.all():
         return pos_out, R
-    from actionimages.codec.poses import matrix_to_quat, quat_to_matrix
-
     q = np.zeros((*valid.shape, 4))
     q[..., 3] = 1.0
     q[valid] = matrix_to_quat(R[valid]) if valid.any() else q[valid]
