@@ -139,6 +139,9 @@ def test_clip_dataset_with_dataloader_workers(reader):
     assert batch["episode"].tolist() == [0, 1, 2] and batch["episode"].dtype == torch.int64
     assert isinstance(batch["instruction"], list) and len(batch["instruction"]) == 3
     assert batch["has_actions"].shape == (3,) and batch["frame_valid"].shape == (3, 5)
+    # static cameras: Plücker maps stay broadcast over frames through workers and collate
+    assert batch["plucker"].stride(3) == 0
+    torch.testing.assert_close(batch["plucker"], torch.stack([ds[i]["plucker"] for i in range(3)]))
     # deterministic whatever the worker count; a new epoch draws new clips
     again = collate([ds[i] for i in range(3)])
     torch.testing.assert_close(again["rgb"], batch["rgb"])

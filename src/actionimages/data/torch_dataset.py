@@ -129,16 +129,38 @@ class ClipDataset(Dataset):
         raise DataError(f"ClipDataset: every episode of the source failed to load ({len(self._bad)} bad)")
 
 
+def _stack(vals: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack`` that keeps broadcast (stride-0) dimensions shared by every sample as views.
+
+    Static-camera Plücker maps are one (6, H, W) map per view expanded over F frames; stacking
+    them naively would materialise B·V·6·F·H·W floats (hundreds of MB at 41×256²).
+    """
+    shape = vals[0].shape
+    bcast = [
+        d
+        for d in range(len(shape))
+        if shape[d] > 1 and all(v.shape == shape and v.stride(d) == 0 for v in vals)
+    ]
+    if not bcast:
+        return torch.stack(vals)
+    index = tuple(slice(0, 1) if d in bcast else slice(None) for d in range(len(shape)))
+    return torch.stack([v[index] for v in vals]).expand(len(vals), *shape)
+
+
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples into a batch: tensors gain a leading B, ``instruction`` becomes a list of str,
-    ``episode`` / ``start`` become int64 tensors (B,)."""
+    ``episode`` / ``start`` become int64 tensors (B,).
+
+    ``plucker`` of static cameras stays a broadcast view over frames (stride 0); call
+    ``.contiguous()`` before writing into it in place.
+    """
     if not samples:
         raise ActionImagesError("collate: empty batch")
     out: dict[str, Any] = {}
     for key in samples[0]:
         vals = [s[key] for s in samples]
         if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
+            out[key] = _stack(vals)
         elif isinstance(vals[0], str):
             out[key] = list(vals)
         elif isinstance(vals[0], (int, np.integer, bool)):

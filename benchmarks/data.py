@@ -1,0 +1,145 @@
+"""Throughput of the training-sample pipeline: episodes on disk -> SampleBuilder -> DataLoader.
+
+Writes a small synthetic LeRobot-v3 dataset (three 256² or other-sized cameras, 80-frame
+episodes), then measures
+
+- the single-process cost of one sample, split into video decode, crop/resize, action images
+  (codec) and Plücker maps;
+- samples/s through ``DataLoader(ClipDataset(...), num_workers=W)`` at 2 views × 41 frames × 256²;
+- dataset write speed (episodes/s, frames/s) and the video size on disk.
+
+    .venv/bin/python benchmarks/data.py --out docs/results/data_bench       # writes .json and .md
+    .venv/bin/python benchmarks/data.py --quick                             # a smaller, faster run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from actionimages.codec import ActionImageCodec
+from actionimages.data import ClipDataset, DatasetReader, DatasetWriter, SampleBuilder, collate
+from actionimages.data.sample import crop_resize_frames
+from actionimages.data.synthetic import make_synthetic_episode
+
+
+def write_dataset(root: Path, episodes: int, T: int, size: tuple[int, int]) -> dict:
+    eps = [
+        make_synthetic_episode(T=T, width=size[0], height=size[1], seed=s, cameras=("front", "side", "top"))
+        for s in range(episodes)
+    ]
+    t0 = time.perf_counter()
+    with DatasetWriter(root, fps=10) as w:
+        for ep in eps:
+            w.add_episode(ep)
+    dt = time.perf_counter() - t0
+    mp4 = sum(p.stat().st_size for p in root.rglob("*.mp4"))
+    raw = episodes * T * 3 * size[0] * size[1] * 3
+    return {
+        "episodes_per_s": episodes / dt,
+        "frames_per_s": episodes * T / dt,
+        "video_bytes": mp4,
+        "compression_ratio": raw / mp4,
+    }
+
+
+def breakdown(reader: DatasetReader, builder: SampleBuilder, reps: int) -> dict:
+    """Median seconds of each stage for one sample (one process, one thread)."""
+    F, H, W = builder.num_frames, builder.height, builder.width
+    ep = reader.episode(0)
+    idx = np.arange(F) * builder.stride
+    stages: dict[str, list[float]] = {k: [] for k in ("decode", "resize", "codec", "plucker", "total")}
+    for r in range(reps):
+        t0 = time.perf_counter()
+        frames = [np.asarray(ep.frames[c][idx]) for c in ("front", "side")]
+        t1 = time.perf_counter()
+        for f in frames:
+            crop_resize_frames(f, W, H)
+        t2 = time.perf_counter()
+        cams = [ep.cameras[c].crop_resize(W, H) for c in ("front", "side")]
+        ActionImageCodec(cams).encode(ep.actions[idx])
+        t3 = time.perf_counter()
+        for c in cams:
+            c.plucker(cams[0])
+        t4 = time.perf_counter()
+        builder(ep, rng=np.random.default_rng(r))
+        t5 = time.perf_counter()
+        for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            stages[k].append(dt)
+    return {k: float(np.median(v)) for k, v in stages.items()}
+
+
+def loader_rate(
+    reader: DatasetReader, builder: SampleBuilder, workers: int, samples: int, batch: int
+) -> dict:
+    ds = ClipDataset(reader, builder, samples_per_epoch=samples, seed=0)
+    loader = DataLoader(
+        ds, batch_size=batch, num_workers=workers, collate_fn=collate, persistent_workers=False
+    )
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first = next(it)
+    t_first = time.perf_counter() - t0
+    n = first["rgb"].shape[0]
+    t1 = time.perf_counter()
+    for b in it:
+        n += b["rgb"].shape[0]
+    steady = (n - first["rgb"].shape[0]) / max(time.perf_counter() - t1, 1e-9)
+    return {"workers": workers, "samples": n, "first_batch_s": t_first, "samples_per_s": steady}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer samples (for a shared machine)")
+    p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
+    p.add_argument("--source-size", type=int, nargs=2, default=[256, 256], metavar=("W", "H"))
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    args = p.parse_args()
+    torch.set_num_threads(1)  # what a loader worker gets
+    samples = 12 if args.quick else 40
+    tmp = Path(tempfile.mkdtemp(prefix="ai-data-bench-"))
+    try:
+        write = write_dataset(tmp / "d", episodes=4 if args.quick else 8, T=80, size=tuple(args.source_size))
+        reader = DatasetReader(tmp / "d")
+        builder = SampleBuilder(num_frames=41, stride=1, num_views=2, height=256, width=256, training=True)
+        stages = breakdown(reader, builder, reps=2 if args.quick else 4)
+        rates = [loader_rate(reader, builder, w, samples, batch=2) for w in args.workers]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
+        f"{torch.get_num_threads()} torch thread per process",
+        "source_size": args.source_size,
+        "sample": "2 views x 41 frames x 256x256, stride 1",
+        "write": write,
+        "stage_seconds": stages,
+        "loader": rates,
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        lines = [
+            "| stage (one sample, 1 thread) | seconds |",
+            "|---|---|",
+            *[f"| {k} | {v:.3f} |" for k, v in stages.items()],
+            "",
+            "| loader workers | samples/s | first batch (s) |",
+            "|---|---|---|",
+            *[f"| {r['workers']} | {r['samples_per_s']:.2f} | {r['first_batch_s']:.2f} |" for r in rates],
+        ]
+        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
