@@ -24,6 +24,7 @@ from gymnasium import spaces
 from actionimages.codec.camera import Camera
 from actionimages.codec.poses import euler_to_matrix, matrix_to_euler, to_euler_actions
 from actionimages.errors import ActionImagesError
+from actionimages.sim.render import OffscreenRenderer
 from actionimages.sim.robot import HOME_Q, PandaKinematics, rotation_error
 from actionimages.sim.scene import (
     ALL_CAMERAS,
@@ -100,7 +101,7 @@ class SimEnv(gym.Env):
         self.kin = PandaKinematics(self.model)
         self.max_steps = self.task.max_steps
         self.n_substeps = int(round(CONTROL_DT / PHYSICS_DT))
-        self._renderer: mujoco.Renderer | None = None
+        self._renderer: OffscreenRenderer | None = None
         self._camera_defaults = (
             self.model.cam_pos.copy(),
             self.model.cam_quat.copy(),
@@ -191,13 +192,17 @@ class SimEnv(gym.Env):
 
     def render_images(self, cameras: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """RGB images {name: uint8 (H, W, 3)} of the current state; the renderer is created lazily."""
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
         out = {}
         for c in cameras or self.camera_names:
-            self._renderer.update_scene(self.data, camera=c)
-            out[c] = self._renderer.render().copy()
+            out[c] = self.renderer.render(self.data, c)
         return out
+
+    @property
+    def renderer(self) -> OffscreenRenderer:
+        """The env's offscreen renderer, created on first use."""
+        if self._renderer is None:
+            self._renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
+        return self._renderer
 
     def render(self) -> np.ndarray:
         """gymnasium's ``rgb_array``: the first camera's image."""

@@ -71,6 +71,7 @@ class ScriptedExpert:
                 continue
             break
         if not self.done:
+            wp = self.plan[self.index]
             tpos, trot = self.target
             self.in_wp += 1
             if (
@@ -80,7 +81,8 @@ class ScriptedExpert:
                 self.held += 1
             d = tpos - self.cmd_pos
             dist = np.linalg.norm(d)
-            self.cmd_pos = tpos.copy() if dist <= LIN_STEP else self.cmd_pos + d * (LIN_STEP / dist)
+            lin = LIN_STEP if wp.speed is None else min(wp.speed, LIN_STEP)
+            self.cmd_pos = tpos.copy() if dist <= lin else self.cmd_pos + d * (lin / dist)
             rv = rotation_error(trot, self.cmd_rot)
             ang = np.linalg.norm(rv)
             if ang <= ANG_STEP:

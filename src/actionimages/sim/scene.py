@@ -53,10 +53,10 @@ class CameraSpec:
 # RLBench-like placements around the table: a front camera facing the robot, two cameras over the
 # robot's shoulders and one overhead; plus the wrist camera on the hand (defined in panda.xml).
 FIXED_CAMERAS: tuple[CameraSpec, ...] = (
-    CameraSpec("front", (1.35, 0.0, 0.62), (0.42, 0.0, 0.08), 45.0),
-    CameraSpec("left_shoulder", (0.05, 0.62, 0.62), (0.52, -0.05, 0.02), 55.0),
-    CameraSpec("right_shoulder", (0.05, -0.62, 0.62), (0.52, 0.05, 0.02), 55.0),
-    CameraSpec("overhead", (0.30, 0.0, 1.25), (0.50, 0.0, 0.0), 50.0),
+    CameraSpec("front", (1.30, 0.0, 0.85), (0.45, 0.0, 0.05), 45.0),
+    CameraSpec("left_shoulder", (0.05, 0.70, 0.95), (0.55, -0.05, 0.05), 50.0),
+    CameraSpec("right_shoulder", (0.05, -0.70, 0.95), (0.55, 0.05, 0.05), 50.0),
+    CameraSpec("overhead", (0.42, 0.0, 1.35), (0.52, 0.0, 0.0), 45.0),
 )
 WRIST_CAMERA = "wrist"
 ALL_CAMERAS: tuple[str, ...] = tuple(c.name for c in FIXED_CAMERAS) + (WRIST_CAMERA,)

@@ -43,6 +43,7 @@ class Waypoint:
     hold: int = 0
     tol: float = 0.006
     max_steps: int = 30
+    speed: float | None = None  # metres per step (None: the expert's default)
 
 
 def yaw_rotation(yaw: float) -> np.ndarray:
@@ -393,7 +394,7 @@ class _DrawerTask(Task):
     pitch = np.deg2rad(35.0)
 
     def grasp_rotation(self, env) -> np.ndarray:
-        """Tool z into the cabinet pitched 35° down, fingers sliding along the cabinet's width.
+        """Tool z into the cabinet pitched down by ``pitch``, fingers sliding along the cabinet's width.
 
         The pitch keeps the hand above low handles, and keeps the tool x axis off vertical, where
         the xyz Euler angles of the action would hit gimbal lock."""
@@ -435,13 +436,13 @@ class OpenDrawer(_DrawerTask):
 
         def pulled(e):
             fwd, _ = self.facing(e)
-            return self.handle_pos(e, i) - 0.012 * fwd - 0.18 * fwd, self.grasp_rotation(e)
+            return self.handle_pos(e, i) - 0.012 * fwd - 0.21 * fwd, self.grasp_rotation(e)
 
         return [
             Waypoint(pregrasp, 1.0, tol=0.01),
             Waypoint(grasp, 1.0, tol=0.005),
             Waypoint(grasp, 0.0, hold=3, tol=0.01),
-            Waypoint(pulled, 0.0, hold=2, tol=0.02),
+            Waypoint(pulled, 0.0, hold=2, tol=0.02, speed=0.02),
         ]
 
 
@@ -452,11 +453,12 @@ class CloseDrawer(_DrawerTask):
     max_steps = 60
     instructions = ("close the {w} drawer", "push the {w} drawer shut", "slide the {w} drawer closed")
     closed_thresh = 0.02
+    pitch = np.deg2rad(45.0)  # pushing reaches the bottom drawer's low handle better at a steeper pitch
 
     def randomise(self, env, rng, var):
         st = super().randomise(env, rng, var)
         for i in range(3):
-            opening = rng.uniform(0.15, 0.20) if i == st.values["which"] else 0.0
+            opening = rng.uniform(0.12, 0.17) if i == st.values["which"] else 0.0
             env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"slide{i}")]] = opening
         st.instruction = rng.choice(self.instructions).format(w=DRAWER_NAMES[st.values["which"]])
         return st
@@ -469,7 +471,7 @@ class CloseDrawer(_DrawerTask):
 
         def front(e):
             fwd, _ = self.facing(e)
-            return self.handle_pos(e, i) - 0.10 * fwd, self.grasp_rotation(e)
+            return self.handle_pos(e, i) - 0.07 * fwd, self.grasp_rotation(e)
 
         def touch(e):
             fwd, _ = self.facing(e)
@@ -478,9 +480,8 @@ class CloseDrawer(_DrawerTask):
         def pushed(e):
             fwd, _ = self.facing(e)
             # where the handle sits when the drawer is shut, plus a little more
-            return self.handle_pos(e, i) + (self.slide(e, i) + 0.01) * fwd - 0.045 * fwd, self.grasp_rotation(
-                e
-            )
+            shut = self.handle_pos(e, i) + (self.slide(e, i) + 0.015) * fwd
+            return shut - 0.045 * fwd, self.grasp_rotation(e)
 
         return [
             Waypoint(front, 0.0, tol=0.01),

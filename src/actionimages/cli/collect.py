@@ -1,0 +1,126 @@
+"""``actionimages collect``: scripted-expert demonstrations from the embedded sim into a dataset.
+
+Episodes are recorded in parallel processes and written in seed order by
+:class:`actionimages.data.DatasetWriter`. Only successful episodes are kept unless
+``--keep-failed``; failed seeds are replaced by further seeds (at most ``--max-attempts`` × N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from actionimages.errors import ActionImagesError
+
+
+def _episode(rec):
+    from actionimages.data import Episode
+
+    return Episode(
+        frames=rec.frames,
+        cameras=rec.cameras,
+        actions=rec.actions,
+        state=rec.state,
+        instruction=rec.instruction,
+        task=rec.task,
+        fps=rec.fps,
+        info=rec.info,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionimages.data import DatasetWriter
+    from actionimages.sim import ALL_CAMERAS, DEFAULT_CAMERAS, SPLITS, TASKS
+    from actionimages.sim.env import CONTROL_DT
+    from actionimages.sim.rollout import record_many
+
+    tasks = []
+    for t in args.task or []:
+        tasks += list(TASKS) if t == "all" else [x.strip() for x in t.split(",") if x.strip()]
+    if not tasks:
+        raise ActionImagesError(f"give at least one --task (or 'all'); tasks: {list(TASKS)}")
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        raise ActionImagesError(f"unknown task(s) {bad}; valid tasks: {list(TASKS)}")
+    if args.split not in SPLITS:
+        raise ActionImagesError(f"unknown split {args.split!r}; valid splits: {list(SPLITS)}")
+    cameras = (
+        tuple(c.strip() for c in args.cameras.split(",") if c.strip()) if args.cameras else DEFAULT_CAMERAS
+    )
+    unknown = [c for c in cameras if c not in ALL_CAMERAS]
+    if unknown or not cameras:
+        raise ActionImagesError(f"unknown cameras {unknown or cameras}; valid cameras: {list(ALL_CAMERAS)}")
+    if args.episodes <= 0:
+        raise ActionImagesError(f"--episodes must be positive, got {args.episodes}")
+    if args.workers <= 0:
+        raise ActionImagesError(f"--workers must be positive, got {args.workers}")
+
+    n = args.episodes
+    kept = {t: 0 for t in tasks}
+    failed = {t: [] for t in tasks}
+    next_seed = {t: args.seed for t in tasks}
+    budget = {t: n if args.keep_failed else max(n, int(args.max_attempts * n)) for t in tasks}
+    out = Path(args.out)
+    bar = tqdm(total=n * len(tasks), desc=f"collect {args.split}", unit="ep", disable=args.quiet)
+    with DatasetWriter(out, fps=1.0 / CONTROL_DT, robot_type="panda") as writer:
+        while True:
+            jobs = []
+            for t in tasks:  # top up each task with fresh seeds for its missing episodes
+                missing = min(n - kept[t], budget[t])
+                for _ in range(max(0, missing)):
+                    jobs.append((t, next_seed[t]))
+                    next_seed[t] += 1
+                    budget[t] -= 1
+            if not jobs:
+                break
+            for rec in record_many(
+                jobs, split=args.split, image_size=args.image_size, cameras=cameras, workers=args.workers
+            ):
+                if not rec.success:
+                    failed[rec.task].append(rec.info["seed"])
+                    if not args.keep_failed:
+                        continue
+                writer.add_episode(_episode(rec))
+                kept[rec.task] += 1
+                bar.update(1)
+    bar.close()
+    summary = {
+        "out": str(out),
+        "split": args.split,
+        "kept": kept,
+        "failed_seeds": failed,
+        "failed": sum(len(v) for v in failed.values()),
+    }
+    print(json.dumps(summary))
+    short = {t: n - k for t, k in kept.items() if k < n}
+    if short:
+        print(f"actionimages collect: expert fell short of {n} successes for {short}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "collect",
+        help="record scripted-expert demonstrations from the embedded sim into a dataset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--task", action="append", help="task name, comma list or 'all' (repeatable)")
+    p.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
+    p.add_argument("--split", default="train", help="train, heldout or heldout_cameras")
+    p.add_argument("--out", required=True, help="dataset directory (created or appended to)")
+    p.add_argument("--image-size", type=int, default=128, help="square image side, 64-512")
+    p.add_argument(
+        "--cameras", default=None, help="comma list (default: front,left_shoulder,right_shoulder,overhead)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="parallel processes")
+    p.add_argument("--seed", type=int, default=0, help="first episode seed of each task")
+    p.add_argument("--keep-failed", action="store_true", help="also write episodes the expert failed")
+    p.add_argument("--max-attempts", type=float, default=2.0, help="at most this × episodes seeds per task")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
