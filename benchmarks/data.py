@@ -31,6 +31,7 @@ from actionimages.codec import ActionImageCodec
 from actionimages.data import ClipDataset, DatasetReader, DatasetWriter, SampleBuilder, collate
 from actionimages.data.sample import crop_resize_frames
 from actionimages.data.synthetic import make_synthetic_episode
+from actionimages.data.video import decode_frames, encode_video
 
 
 def write_dataset(root: Path, episodes: int, T: int, size: tuple[int, int]) -> dict:
@@ -98,12 +99,56 @@ def loader_rate(
     return {"workers": workers, "samples": n, "first_batch_s": t_first, "samples_per_s": steady}
 
 
+def sim_frames(task: str, steps: int, size: int) -> dict[str, np.ndarray]:
+    """Frames of every camera of a scripted-expert rollout in the embedded simulator."""
+    from actionimages.sim import make_env, scripted_expert
+
+    env = make_env(task, image_size=size, seed=0)
+    obs, _ = env.reset(seed=0)
+    expert = scripted_expert(env)
+    frames: dict[str, list[np.ndarray]] = {k: [] for k in obs["images"]}
+    for _ in range(steps):
+        for k in frames:
+            frames[k].append(obs["images"][k])
+        obs, *_ = env.step(expert.act(obs))
+    env.close()
+    return {k: np.stack(v) for k, v in frames.items()}
+
+
+def video_fidelity(frames: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Round-trip error and size of the encoding settings (ours: yuv444p CRF 15)."""
+    out = {}
+    tmp = Path(tempfile.mkdtemp(prefix="ai-fid-"))
+    try:
+        for pix_fmt, crf in [("yuv444p", 15), ("yuv444p", 18), ("yuv420p", 15), ("yuv420p", 23)]:
+            errs, size, n = [], 0, 0
+            for v in frames.values():
+                path = tmp / "v.mp4"
+                encode_video(path, v, 10.0, pix_fmt=pix_fmt, crf=crf)
+                size += path.stat().st_size
+                n += len(v)
+                e = decode_frames(path, np.arange(len(v)), 10.0).astype(np.float64) - v
+                errs.append((np.abs(e).mean(), 10 * np.log10(255**2 / max(np.mean(e**2), 1e-12))))
+            mae, psnr = np.mean(errs, 0)
+            out[f"{pix_fmt} crf{crf}"] = {
+                "mae": float(mae),
+                "psnr_db": float(psnr),
+                "kB_per_frame": size / 1024 / n,
+            }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer samples (for a shared machine)")
     p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     p.add_argument("--source-size", type=int, nargs=2, default=[256, 256], metavar=("W", "H"))
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    p.add_argument(
+        "--fidelity-sim", default=None, metavar="TASK", help="measure video fidelity on sim frames"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)  # what a loader worker gets
     samples = 12 if args.quick else 40
@@ -116,6 +161,13 @@ def main() -> None:
         rates = [loader_rate(reader, builder, w, samples, batch=2) for w in args.workers]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.fidelity_sim:
+        fid_frames = sim_frames(args.fidelity_sim, steps=40, size=256)
+        fid_src = f"sim task {args.fidelity_sim}, 40 steps x {len(fid_frames)} cameras, 256x256"
+    else:
+        ep = make_synthetic_episode(T=40, width=256, height=256, cameras=("front", "side"))
+        fid_frames, fid_src = dict(ep.frames), "synthetic ball scene, 40 frames x 2 cameras, 256x256"
+    fidelity = video_fidelity(fid_frames)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
         f"{torch.get_num_threads()} torch thread per process",
@@ -124,6 +176,8 @@ def main() -> None:
         "write": write,
         "stage_seconds": stages,
         "loader": rates,
+        "video_fidelity_source": fid_src,
+        "video_fidelity": fidelity,
     }
     print(json.dumps(result, indent=2))
     if args.out:
@@ -137,6 +191,15 @@ def main() -> None:
             "| loader workers | samples/s | first batch (s) |",
             "|---|---|---|",
             *[f"| {r['workers']} | {r['samples_per_s']:.2f} | {r['first_batch_s']:.2f} |" for r in rates],
+            "",
+            f"Video round trip ({fid_src}):",
+            "",
+            "| encoding | MAE (grey levels) | PSNR (dB) | kB/frame |",
+            "|---|---|---|---|",
+            *[
+                f"| {k} | {v['mae']:.2f} | {v['psnr_db']:.1f} | {v['kB_per_frame']:.2f} |"
+                for k, v in fidelity.items()
+            ],
         ]
         args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

@@ -246,3 +246,38 @@ def test_missing_calibration_is_reported(tmp_path):
     pq.write_table(table.drop(["actionimages/calibration"]), path)
     with pytest.raises(DataError, match="episode 0: missing calibration"):
         DatasetReader(root).episode(0)
+
+
+def test_reads_lerobot_packed_files(tmp_path):
+    """LeRobot itself packs many episodes per file: rows by episode_index, frames at from_timestamp."""
+    root = tmp_path / "d"
+    eps = _write(root, n=2, T=6)
+    # repack episode 1 into episode 0's files, as LeRobot would; its video is made unmistakable
+    meta0, meta1 = (pq.read_table(root / f"meta/episodes/chunk-000/file-00{i}.parquet") for i in (0, 1))
+    data0, data1 = (pq.read_table(root / f"data/chunk-000/file-00{i}.parquet") for i in (0, 1))
+    rows = meta1.to_pylist()
+    expected = {}
+    for cam in ("front", "side"):
+        key = f"videos/observation.images.{cam}"
+        rows[0][f"{key}/file_index"] = 0
+        rows[0][f"{key}/from_timestamp"] = 0.6
+        rows[0][f"{key}/to_timestamp"] = 1.2
+        expected[cam] = 255 - eps[1].frames[cam]
+        both = np.concatenate([eps[0].frames[cam], expected[cam]])
+        lr.encode_video(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", both, 10.0)
+        (root / f"videos/observation.images.{cam}/chunk-000/file-001.mp4").unlink()
+    rows[0]["data/file_index"] = 0
+    rows[0]["meta/episodes/file_index"] = 0
+    packed = pa.concat_tables([meta0, pa.Table.from_pylist(rows, schema=meta0.schema)])
+    pq.write_table(packed, root / "meta/episodes/chunk-000/file-000.parquet")
+    pq.write_table(pa.concat_tables([data0, data1]), root / "data/chunk-000/file-000.parquet")
+    for sub in ("meta/episodes", "data"):
+        (root / sub / "chunk-000/file-001.parquet").unlink()
+    r = DatasetReader(root)
+    ep = r.episode(1)
+    np.testing.assert_allclose(ep.actions, eps[1].actions, atol=1e-6)
+    np.testing.assert_allclose(r.episode(0).actions, eps[0].actions, atol=1e-6)
+    for cam in ("front", "side"):
+        assert np.abs(np.asarray(ep.frames[cam]).astype(int) - expected[cam]).mean() < 2.0
+        assert np.abs(np.asarray(r.episode(0).frames[cam]).astype(int) - eps[0].frames[cam]).mean() < 2.0
+    np.testing.assert_array_equal(r.frames(1, "front", [5, 0]), np.asarray(ep.frames["front"])[[5, 0]])
