@@ -89,5 +89,4 @@ class BaselinePolicy:
 def load_baseline_policy(run: str | Path, **options: Any) -> BaselinePolicy:
     """A :class:`BaselinePolicy` from a baseline run directory."""
     net, meta = load_baseline(run)
-    torch.set_grad_enabled(False)
     return BaselinePolicy(net, meta, **options)

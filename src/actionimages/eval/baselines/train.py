@@ -152,7 +152,8 @@ def train_baseline(
             break
         idx = rng.integers(0, len(demos.state), size=meta["batch_size"])
         img, state, text, plk, target = _batch(demos, idx, rng, augment=True)
-        loss = chunk_loss(net(img, state, text, plk), target)
+        with torch.enable_grad():
+            loss = chunk_loss(net(img, state, text, plk), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
