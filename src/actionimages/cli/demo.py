@@ -67,8 +67,12 @@ class Demo:
         _cli(["codec", "demo", "--out", str(self.out / "codec"), "--size", "128", "--frames", "21"])
 
     def collect(self) -> None:
-        common = ["--image-size", str(self.a.image_size)]
+        import shutil
+
+        common = ["--image-size", str(self.a.image_size), "--workers", str(self.a.workers)]
         for split, n in (("train", self.a.episodes), ("heldout", self.a.heldout_episodes)):
+            if (self.data / split).exists():  # an interrupted collection: collect appends, so start over
+                shutil.rmtree(self.data / split)
             args = ["collect", "--out", str(self.data / split), "--split", split, "--episodes", str(n)]
             for t in self.tasks:
                 args += ["--task", t]
