@@ -115,6 +115,9 @@ def test_random_access_frames(dataset):
 
 def test_append_and_reader_sees_new_episodes(tmp_path):
     root = tmp_path / "d"
+    with DatasetWriter(root, fps=10):
+        empty = DatasetReader(root)
+        assert len(empty) == 0 and empty.cameras == []
     _write(root, n=1, T=6)
     r = DatasetReader(root)
     assert len(r) == 1

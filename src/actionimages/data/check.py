@@ -166,7 +166,7 @@ def check_dataset(root: str | Path, full: bool = False, progress: bool = True) -
         problems.append(
             f"info.json total_frames {reader.info['total_frames']} != sum of episode lengths {total}"
         )
-    if not reader.cameras:
+    if n and not reader.cameras:
         problems.append("no video features in info.json")
     # leftovers of an interrupted write: harmless for readers, removed by the next writer
     cs = int(reader.info.get("chunks_size", 1000))

@@ -292,6 +292,8 @@ class DatasetWriter:
             self.stats = {}
         self.tasks = _read_tasks(self.root)
         self._remove_uncommitted()
+        if not info_path.exists():  # an empty but valid dataset from the start (readers see 0 episodes)
+            _write_json_atomic(info_path, self.info)
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> DatasetWriter:

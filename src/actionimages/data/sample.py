@@ -208,7 +208,10 @@ class SampleBuilder:
         Ks, Ts, cams_per_view = [], [], []
         for v, name in enumerate(names):
             frames = np.asarray(episode.frames[name][uniq])
-            rgb[v] = crop_resize_frames(frames, W, H)[inv].permute(1, 0, 2, 3)  # (3, F, H, W) in [0, 255]
+            if frames.shape[1:3] == (H, W):  # no resampling: convert uint8 straight into the output
+                rgb[v].copy_(torch.from_numpy(frames[inverse]).permute(3, 0, 1, 2))
+            else:
+                rgb[v] = crop_resize_frames(frames, W, H)[inv].permute(1, 0, 2, 3)  # (3, F, H, W) in [0, 255]
             if episode.is_static(name):
                 cam = episode.cameras[name].crop_resize(W, H)
                 seq = [cam] * F
