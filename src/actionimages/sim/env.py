@@ -36,7 +36,7 @@ from actionimages.sim.scene import (
     mujoco_camera,
     opencv_to_mujoco_quat,
 )
-from actionimages.sim.tasks import TASK_CLASSES, TASKS, TOP_DOWN, Task, TaskState, scene_objects_xml
+from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, TASKS, TOP_DOWN, Task, TaskState, scene_objects_xml
 from actionimages.sim.variations import novel_camera_specs, variation_for
 
 CONTROL_DT = 0.1  # s per control step (10 Hz)
@@ -46,7 +46,7 @@ MAX_STEP_M = 0.05  # a target within this distance (and MAX_STEP_RAD) is reached
 MAX_STEP_RAD = 0.35
 WORKSPACE_LOW = np.array([0.15, -0.50, 0.03])  # tool-centre-point box (m), world = robot base frame
 WORKSPACE_HIGH = np.array([0.85, 0.50, 0.70])
-HOME_POS = np.array([0.40, 0.0, 0.30])
+HOME_POS = HOME_TCP
 MIN_IMAGE, MAX_IMAGE = 64, 512
 
 

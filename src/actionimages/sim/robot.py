@@ -133,7 +133,7 @@ class PandaKinematics:
             JJt = J @ J.T + damping**2 * eye6
             dq = J.T @ np.linalg.solve(JJt, err * scale)
             J_pinv = J.T @ np.linalg.solve(JJt, eye6)
-            dq += (np.eye(7) - J_pinv @ J) @ (null_gain * (HOME_Q - q))
+            dq += (np.eye(7) - J_pinv @ J) @ (null_gain * (HOME_Q - q))  # drift towards the home posture
             q = np.clip(q + dq, self.lower, self.upper)
         best.iterations = it + 1
         return best

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool z down, tool x forward: the home orientation
 TIP_BELOW_TCP = 0.028  # fingertip surface below the tool centre point (m)
 PARK = np.array([0.0, -3.0, -0.7])  # where unused objects wait, out of every camera's view
+HOME_TCP = np.array([0.40, 0.0, 0.30])  # the tool's home position (env.HOME_POS)
 
 Pose = tuple[np.ndarray, np.ndarray]  # (position (3,), rotation (3, 3))
 
@@ -211,6 +212,8 @@ class ReachTarget(Task):
                 return np.array([xy[0], xy[1], rng.uniform(0.06, 0.35)])
 
             p = _sample_apart(rng, sampler, taken, 0.12)
+            while i == 0 and np.linalg.norm(p - HOME_TCP) < 0.1:  # holding the home pose must not succeed
+                p = _sample_apart(rng, sampler, taken, 0.12)
             taken.append(p)
             positions.append(p)
             env.model.body_pos[env.body_id(f"sphere{i}")] = p
@@ -400,6 +403,8 @@ class _DrawerTask(Task):
         the xyz Euler angles of the action would hit gimbal lock."""
         fwd, side = self.facing(env)
         z = np.cos(self.pitch) * fwd - np.sin(self.pitch) * np.array([0.0, 0.0, 1.0])
+        # This roll (tool y = cabinet +y) needs a forearm roll near joint 5's limit, so the IK may
+        # miss by a few degrees while the tool turns; the other roll needs joint 6 beyond its limit.
         y = side
         x = np.cross(y, z)
         return np.stack([x, y, z], axis=1)

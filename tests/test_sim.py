@@ -1,0 +1,294 @@
+"""The embedded MuJoCo benchmark: API, bad input, control, experts, calibration, splits, rendering."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from actionimages.codec.poses import euler_to_quat
+from actionimages.errors import ActionImagesError
+from actionimages.sim import ALL_CAMERAS, SPLITS, TASKS, make_env, scripted_expert
+from actionimages.sim.env import HOME_POS, MAX_STEP_M
+from actionimages.sim.variations import (
+    HELDOUT_COLOURS,
+    HELDOUT_DISTRACTORS,
+    HELDOUT_Y,
+    TRAIN_COLOURS,
+    TRAIN_DISTRACTORS,
+    TRAIN_Y,
+)
+
+
+def run_expert(env, seed: int) -> dict:
+    expert = scripted_expert(env)
+    obs, info = env.reset(seed=seed)
+    for _ in range(env.max_steps):
+        obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+        if terminated or truncated:
+            break
+    return info
+
+
+# ------------------------------------------------------------------------------------------ API
+def test_names_exported():
+    assert set(TASKS) == {
+        "reach_target",
+        "push_button",
+        "close_drawer",
+        "open_drawer",
+        "pick_up_cube",
+        "stack_blocks",
+    }
+    assert SPLITS == ("train", "heldout", "heldout_cameras")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"task": "fly_to_moon"}, "reach_target"),
+        ({"task": "reach_target", "split": "test"}, "heldout_cameras"),
+        ({"task": "reach_target", "image_size": 32}, "64"),
+        ({"task": "reach_target", "image_size": 1024}, "512"),
+        ({"task": "reach_target", "cameras": ["front", "ceiling"]}, "overhead"),
+    ],
+)
+def test_bad_construction_names_valid_values(kwargs, needle):
+    with pytest.raises(ActionImagesError, match=needle):
+        make_env(**kwargs)
+
+
+def test_reset_step_contract_and_truncation():
+    env = make_env("reach_target", image_size=64, cameras=["front", "wrist"])
+    obs, info = env.reset(seed=4)
+    assert set(obs) == {"images", "cameras", "ee_pose", "instruction"}
+    assert set(obs["images"]) == {"front", "wrist"} == set(obs["cameras"])
+    assert obs["images"]["front"].shape == (64, 64, 3) and obs["images"]["front"].dtype == np.uint8
+    assert obs["ee_pose"].shape == (7,)
+    np.testing.assert_allclose(obs["ee_pose"][:3], HOME_POS, atol=5e-3)
+    assert obs["ee_pose"][6] > 0.95  # starts open
+    assert isinstance(obs["instruction"], str) and info["colour"] in obs["instruction"]
+    hold = env.home_action()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # holding still: no clipping, no IK warnings
+        for k in range(env.max_steps):
+            obs, reward, terminated, truncated, info = env.step(hold)
+            assert reward == 0.0 and not terminated
+            assert truncated == (k == env.max_steps - 1)
+    assert info["step"] == env.max_steps and not info["success"]
+    env.close()
+    env.close()  # twice is fine
+
+
+def test_step_before_reset_and_bad_actions():
+    env = make_env("push_button", render=False)
+    with pytest.raises(ActionImagesError, match="reset"):
+        env.step(env.home_action())
+    env.reset(seed=0)
+    a = env.home_action()
+    bad = a.copy()
+    bad[2] = np.nan
+    with pytest.raises(ActionImagesError, match="NaN"):
+        env.step(bad)
+    with pytest.raises(ActionImagesError, match="7"):
+        env.step(a[:5])
+    with pytest.raises(ActionImagesError):
+        env.step(np.stack([a, a]))
+    with pytest.raises(ActionImagesError, match="quaternion"):
+        env.step(np.concatenate([a[:3], [0.0, 0.0, 0.0, 3.0], [1.0]]))
+
+
+def test_quaternion_action_equals_euler_action():
+    env = make_env("reach_target", render=False)
+    target = env.home_action()
+    target[:3] += [0.03, -0.02, 0.01]
+    target[3:6] += [0.0, 0.1, 0.2]
+    results = []
+    for a in (target, np.concatenate([target[:3], euler_to_quat(target[3:6]), target[6:]])):
+        env.reset(seed=1)
+        obs, *_ = env.step(a)
+        results.append(obs["ee_pose"])
+    np.testing.assert_allclose(results[0], results[1], atol=1e-9)
+
+
+def test_clipping_is_warned_and_reported():
+    env = make_env("reach_target", render=False)
+    env.reset(seed=0)
+    a = env.home_action()
+    a[2] = -0.2  # below the table
+    with pytest.warns(RuntimeWarning, match="clipped"):
+        obs, _, _, _, info = env.step(a)
+    assert info["clipped"] is True
+    assert obs["ee_pose"][2] > 0.02  # the tool stayed above the table
+    obs, _, _, _, info = env.step(env.home_action())
+    assert info["clipped"] is False
+
+
+def test_ik_failure_is_reported_not_silent():
+    env = make_env("reach_target", render=False)
+    env.reset(seed=0)
+    far = env.home_action()
+    far[:3] = [0.85, 0.5, 0.7]  # inside the workspace box, beyond the arm's reach
+    with pytest.warns(RuntimeWarning, match="IK"):
+        _, _, _, _, info = env.step(far)
+    assert info["ik_failed"] is True and info["ik_error"] > 0.05
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(env.home_action())
+    assert info["ik_failed"] is False and info["ik_error"] < 1e-3
+
+
+def test_targets_within_max_step_are_tracked_tightly():
+    env = make_env("reach_target", render=False)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    pose = env.home_action()
+    errors, rot_errors = [], []
+    for _ in range(25):
+        d = rng.normal(size=3)
+        pose[:3] = np.clip(
+            pose[:3] + d / np.linalg.norm(d) * 0.8 * MAX_STEP_M, [0.3, -0.2, 0.1], [0.6, 0.2, 0.4]
+        )
+        pose[3:6] = env.home_action()[3:6] + rng.normal(size=3) * 0.05
+        _, _, _, _, info = env.step(pose)
+        errors.append(info["tracking_error"])
+        rot_errors.append(info["tracking_rot_error"])
+    assert np.mean(errors) < 0.003 and np.max(errors) < 0.006
+    assert np.max(rot_errors) < np.deg2rad(1.5)
+
+
+def test_reset_is_deterministic_per_seed():
+    env = make_env("pick_up_cube", render=False)
+    a, _ = env.reset(seed=11)
+    pos_a = env.data.xpos[env.body_id("cube0")].copy()
+    env.reset(seed=12)
+    b, _ = env.reset(seed=11)
+    assert a["instruction"] == b["instruction"]
+    np.testing.assert_allclose(env.data.xpos[env.body_id("cube0")], pos_a)
+    # without a seed, episodes count up from make_env's seed
+    env2 = make_env("pick_up_cube", seed=11, render=False)
+    c, info = env2.reset()
+    assert info["seed"] == 11 and c["instruction"] == a["instruction"]
+    assert env2.reset()[1]["seed"] == 12
+
+
+# ------------------------------------------------------------------------------------ experts
+@pytest.mark.parametrize("task", TASKS)
+def test_expert_succeeds_and_holding_still_fails(task):
+    env = make_env(task, render=False)
+    for seed in (0, 1, 2):
+        info = run_expert(env, seed)
+        assert info["success"], f"{task} expert failed on seed {seed}"
+        assert info["step"] < env.max_steps
+    for seed in (0, 1, 2):
+        env.reset(seed=seed)
+        for _ in range(env.max_steps):
+            *_, terminated, truncated, info = env.step(env.home_action())
+            if terminated or truncated:
+                break
+        assert not info["success"], f"holding the home pose solved {task} seed {seed}"
+
+
+@pytest.mark.parametrize("task", ["push_button", "open_drawer"])
+def test_expert_succeeds_on_heldout(task):
+    env = make_env(task, split="heldout", render=False)
+    assert run_expert(env, 3)["success"]
+
+
+# -------------------------------------------------------------------------------- calibration
+@pytest.mark.parametrize("split", ["train", "heldout_cameras"])
+def test_camera_calibration_projects_within_a_pixel(split):
+    """Project each target sphere's centre with the returned Camera; compare with the centroid of the
+    sphere's pixels in a segmentation render (only where the sphere lies wholly inside the image)."""
+    env = make_env("reach_target", split=split, image_size=128, cameras=ALL_CAMERAS, render=False)
+    checked = 0
+    for seed in (1, 2):
+        obs, _ = env.reset(seed=seed)
+        seg = {c: env.renderer.render_geom_ids(env.data, c) for c in ALL_CAMERAS}
+        for i in range(3):
+            gid = int(np.flatnonzero(env.model.geom_bodyid == env.body_id(f"sphere{i}"))[0])
+            centre = env.data.geom_xpos[gid]
+            for name, cam in obs["cameras"].items():
+                mask = seg[name] == gid
+                if (
+                    mask.sum() < 15
+                    or mask[0].any()
+                    or mask[-1].any()
+                    or mask[:, 0].any()
+                    or mask[:, -1].any()
+                ):
+                    continue
+                vs, us = np.nonzero(mask)
+                uv, depth = cam.project(centre)
+                assert depth > 0
+                err = np.hypot(us.mean() - uv[0], vs.mean() - uv[1])
+                assert err < 1.0, f"{split} {name}: centroid off projection by {err:.2f} px"
+                checked += 1
+    assert checked >= 10
+    env.close()
+
+
+def test_wrist_camera_moves_with_the_hand():
+    env = make_env("reach_target", image_size=64, cameras=["wrist", "front"])
+    obs0, _ = env.reset(seed=0)
+    a = env.home_action()
+    a[:3] += [0.04, 0.0, -0.03]
+    obs1, *_ = env.step(a)
+    moved = obs1["cameras"]["wrist"].center - obs0["cameras"]["wrist"].center
+    np.testing.assert_allclose(moved, obs1["ee_pose"][:3] - obs0["ee_pose"][:3], atol=2e-3)
+    np.testing.assert_allclose(obs1["cameras"]["front"].cam_to_world, obs0["cameras"]["front"].cam_to_world)
+    assert not np.array_equal(obs0["images"]["wrist"], obs1["images"]["wrist"])
+    env.close()
+
+
+# ------------------------------------------------------------------------------------- splits
+def test_heldout_split_differs_from_train():
+    train_colours, held_colours = set(), set()
+    train_kinds, held_kinds = set(), set()
+    for split, colours, kinds in (
+        ("train", train_colours, train_kinds),
+        ("heldout", held_colours, held_kinds),
+    ):
+        env = make_env("pick_up_cube", split=split, render=False)
+        for seed in range(8):
+            obs, info = env.reset(seed=seed)
+            colours.add(info["colour"])
+            kinds.update(info["distractors"])
+            y = env.data.xpos[env.body_id("cube0")][1]
+            lo, hi = TRAIN_Y if split == "train" else HELDOUT_Y
+            assert lo - 1e-6 <= y <= hi + 1e-6
+            assert info["colour"] in obs["instruction"]
+    assert train_colours <= set(TRAIN_COLOURS) and held_colours <= set(HELDOUT_COLOURS)
+    assert not set(TRAIN_COLOURS) & set(HELDOUT_COLOURS)
+    assert train_kinds <= set(TRAIN_DISTRACTORS) and held_kinds <= set(HELDOUT_DISTRACTORS)
+    assert held_kinds  # heldout always shows unseen distractors
+    assert TRAIN_Y[1] < HELDOUT_Y[0]  # disjoint regions
+
+
+def test_heldout_cameras_move_only_the_cameras():
+    train = make_env("open_drawer", split="train", render=False)
+    novel = make_env("open_drawer", split="heldout_cameras", render=False)
+    held = make_env("open_drawer", split="heldout", render=False)
+    for seed in (0, 1):
+        a, ia = train.reset(seed=seed)
+        b, ib = novel.reset(seed=seed)
+        c, _ = held.reset(seed=seed)
+        assert a["instruction"] == b["instruction"] and ia["colour"] == ib["colour"]
+        np.testing.assert_allclose(train.model.body_pos, novel.model.body_pos)
+        for name in ("front", "left_shoulder", "right_shoulder", "overhead"):
+            ta, tb = a["cameras"][name].cam_to_world, b["cameras"][name].cam_to_world
+            assert np.linalg.norm(ta[:3, 3] - tb[:3, 3]) > 0.1, name  # placements far from train's
+            np.testing.assert_allclose(ta, c["cameras"][name].cam_to_world)  # heldout keeps train cameras
+
+
+def test_rendering_headless_images_show_the_scene():
+    env = make_env("stack_blocks", image_size=96, cameras=["front", "overhead"])
+    obs, _ = env.reset(seed=0)
+    for name, img in obs["images"].items():
+        assert img.shape == (96, 96, 3) and img.dtype == np.uint8
+        assert img.std() > 10, f"{name} image is nearly uniform"
+    assert not np.array_equal(obs["images"]["front"], obs["images"]["overhead"])
+    again = env.render_images()
+    np.testing.assert_array_equal(again["front"], obs["images"]["front"])  # rendering is deterministic
+    assert env.render().shape == (96, 96, 3)
+    env.close()
