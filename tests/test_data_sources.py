@@ -141,3 +141,18 @@ def test_bridge_reader(tmp_path):
     (tmp_path / "raw" / "traj0" / "images0" / "im_3.jpg").write_bytes(b"broken")
     with pytest.raises(DataError, match="im_3.jpg"):
         np.asarray(r.episode(0).frames["images0"])
+
+
+def test_droid_converts_to_lerobot_at_fractional_fps(tmp_path):
+    from actionimages.data import DatasetReader, DatasetWriter
+
+    write_droid_episode(tmp_path / "droid" / "ep0", steps=13, seed=0)
+    src = DroidReader(tmp_path / "droid")
+    ep = src.episode(0)
+    with DatasetWriter(tmp_path / "out", fps=ep.fps) as w:
+        w.add_episode(ep)
+    back = DatasetReader(tmp_path / "out").episode(0)
+    assert back.fps == pytest.approx(3.75) and back.num_frames == 4
+    assert _frame_ids(np.asarray(back.frames["ext1"])) == [0, 4, 8, 12]
+    np.testing.assert_allclose(back.actions, ep.actions, atol=1e-6)
+    assert not back.is_static("ext2") and len(back.cameras["ext2"]) == 4
