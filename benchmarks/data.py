@@ -140,6 +140,21 @@ def video_fidelity(frames: dict[str, np.ndarray]) -> dict[str, dict[str, float]]
     return out
 
 
+def resize_costs(reps: int = 3) -> dict[str, float]:
+    """Median seconds to crop+resize 41 frames of one view to 256² from common source sizes."""
+    out = {}
+    rng = np.random.default_rng(0)
+    for w, h in [(320, 240), (128, 128), (640, 480)]:
+        frames = rng.integers(0, 255, (41, h, w, 3), dtype=np.uint8)
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            crop_resize_frames(frames, 256, 256)
+            ts.append(time.perf_counter() - t0)
+        out[f"{w}x{h}"] = float(np.median(ts))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer samples (for a shared machine)")
@@ -149,8 +164,12 @@ def main() -> None:
     p.add_argument(
         "--fidelity-sim", default=None, metavar="TASK", help="measure video fidelity on sim frames"
     )
+    p.add_argument("--resize-only", action="store_true", help="only time crop+resize from other sizes")
     args = p.parse_args()
     torch.set_num_threads(1)  # what a loader worker gets
+    if args.resize_only:
+        print(json.dumps({"resize_41_frames_to_256_seconds": resize_costs()}, indent=2))
+        return
     samples = 12 if args.quick else 40
     tmp = Path(tempfile.mkdtemp(prefix="ai-data-bench-"))
     try:
