@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actionimages.cli import main
 from actionimages.data import DatasetReader, DatasetWriter
@@ -140,3 +142,32 @@ def test_cli_info_check_convert(tmp_path, capsys):
     assert main(["dataset", "check", str(out2), "--full"]) == 1
     assert "frame-count mismatch" in capsys.readouterr().out
     assert main(["dataset", "info", str(tmp_path / "missing")]) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+    weights=st.lists(st.floats(0.01, 10.0), min_size=4, max_size=4),
+    epoch_size=st.integers(4, 120),
+    world_size=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_mixture_properties(sizes, weights, epoch_size, world_size, seed):
+    srcs = [(f"s{i}", Numbers(n), weights[i]) for i, n in enumerate(sizes)]
+    full = Mixture(srcs, seed=seed, epoch_size=epoch_size)
+    counts = full.counts()
+    assert counts.sum() == epoch_size
+    assert np.all(np.abs(counts - epoch_size * full.weights) < 1.0)  # largest remainders: off by < 1
+    sched = full.schedule()
+    for i, n in enumerate(sizes):  # episodes of a source repeat only after all were used
+        eps = sched[sched[:, 0] == i, 1]
+        assert np.all((eps >= 0) & (eps < n))
+        for j in range(0, len(eps), n):
+            chunk = eps[j : j + n]
+            assert len(set(chunk.tolist())) == len(chunk)
+    got = []
+    for r in range(world_size):
+        m = Mixture(srcs, seed=seed, epoch_size=epoch_size, rank=r, world_size=world_size)
+        assert len(m) == epoch_size // world_size
+        got += [k * world_size + r for k in range(len(m))]
+    assert len(set(got)) == len(got)  # ranks never share a slot

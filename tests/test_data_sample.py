@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from actionimages.codec import Camera
@@ -177,3 +179,19 @@ def test_skip_bad_episodes(tmp_path, caplog):
         s = ds[1]
     assert s["episode"] == 2 and "skipping bad episode 1" in caplog.text
     assert [ds[i]["episode"] for i in range(3)] == [0, 2, 2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    src=st.tuples(st.integers(2, 90), st.integers(2, 90)),
+    dst=st.tuples(st.integers(2, 64), st.integers(2, 64)),
+    value=st.integers(0, 255),
+)
+def test_resampling_preserves_constants_and_range(src, dst, value):
+    frames = np.full((1, src[1], src[0], 3), value, np.uint8)
+    out = crop_resize_frames(frames, dst[0], dst[1])
+    assert out.shape == (1, 3, dst[1], dst[0])
+    torch.testing.assert_close(out, torch.full_like(out, float(value)), atol=1e-3, rtol=0)
+    noise = np.random.default_rng(0).integers(0, 256, (1, src[1], src[0], 3), dtype=np.uint8)
+    out = crop_resize_frames(noise, dst[0], dst[1])
+    assert out.min() >= -1e-3 and out.max() <= 255 + 1e-3  # a convex filter: no overshoot
