@@ -171,3 +171,20 @@ def test_mixture_properties(sizes, weights, epoch_size, world_size, seed):
         assert len(m) == epoch_size // world_size
         got += [k * world_size + r for k in range(len(m))]
     assert len(set(got)) == len(got)  # ranks never share a slot
+
+
+def test_clip_dataset_over_a_mixture_reports_source_episodes(tmp_path):
+    from actionimages.data import ClipDataset, SampleBuilder
+
+    sim = tmp_path / "sim"
+    with DatasetWriter(sim, fps=5) as w:
+        for s in range(4):
+            w.add_episode(make_synthetic_episode(T=5, seed=s, fps=5, width=32, height=32))
+    builder = SampleBuilder(num_frames=1, num_views=2, height=16, width=16, training=True)
+    parts = []
+    for rank in range(2):
+        m = Mixture([("sim", DatasetReader(sim), 1.0)], seed=0, rank=rank, world_size=2)
+        ds = ClipDataset(m, builder, seed=0)
+        assert len(ds) == 2
+        parts += [ds[k]["episode"] for k in range(len(ds))]
+    assert sorted(parts) == [0, 1, 2, 3]  # the two ranks split the four episodes

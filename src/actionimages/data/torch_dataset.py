@@ -121,7 +121,11 @@ class ClipDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, k, attempt])
             try:
                 episode = self.source.episode(j)
-                return self.builder(episode, start=start if attempt == 0 else None, rng=rng, episode_index=j)
+                # provenance: the episode's index in its own dataset (a Mixture slot is not one)
+                index = int(episode.info.get("episode_index", j))
+                return self.builder(
+                    episode, start=start if attempt == 0 else None, rng=rng, episode_index=index
+                )
             except DataError as exc:
                 if not self.skip_bad:
                     raise
