@@ -78,7 +78,15 @@ class Demo:
                 args += ["--task", t]
             _cli(args + common + ["--seed", str(self.a.seed + (0 if split == "train" else 10_000))])
 
+    def _has_vae(self) -> bool:
+        from actionimages.model import get_config
+
+        return get_config(self.a.config).latent.kind == "wan_vae"
+
     def vae(self) -> None:
+        if not self._has_vae():
+            print(f"config {self.a.config!r} works in pixel space: no VAE to train")
+            return
         _cli(
             ["train-vae", "--config", self.a.config, "--data", str(self.data / "train"),
              "--out", str(self.out / "vae_run"), "--steps", str(self.a.vae_steps), "--seed", str(self.a.seed)]
@@ -89,8 +97,9 @@ class Demo:
             "train", "--config", self.a.config, "--data", str(self.data / "train"),
             "--out", str(self.out / "world_model"), "--steps", str(self.a.train_steps),
             "--save-every", str(max(1, self.a.train_steps // 3)), "--seed", str(self.a.seed),
-            "--vae", str(self.out / "vae_run" / "vae"),
         ]  # fmt: skip
+        if self._has_vae():
+            args += ["--vae", str(self.out / "vae_run" / "vae")]
         if (self.out / "world_model" / "checkpoints").is_dir():
             args.append("--resume")
         _cli(args)

@@ -288,6 +288,15 @@ def _generation_rows(run_dir: Path) -> tuple[list[str], list[dict[str, Any]], li
                     metrics.append(m)
             rows.append({"source": str(p.parent.relative_to(run_dir)), "mode": mode, "vals": vals})
         notes.extend(f"{p.parent.relative_to(run_dir)}: {n}" for n in g.get("notes", []))
+        ctl = g.get("shuffled_control")
+        if ctl and ctl.get("psnr_drop_db") is not None:
+            verdict = "follows the actions" if ctl.get("follows_actions") else "does NOT follow the actions"
+            notes.append(
+                f"{p.parent.relative_to(run_dir)}: shuffled-action control: a2v PSNR "
+                f"{ctl['a2v_psnr']:.2f} dB "
+                f"with the episode's own actions vs {ctl['shuffled_psnr']:.2f} dB with another episode's "
+                f"(drop {ctl['psnr_drop_db']:.2f} dB): the model {verdict}"
+            )
     for r in rows:
         r["cols"] = [_fmt_metric(r["vals"].get(m, "–")) for m in metrics]
     return metrics, rows, notes
