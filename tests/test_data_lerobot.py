@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from actionimages.codec import Camera
-from actionimages.data import DatasetReader, DatasetWriter, Episode, decode_frames
+from actionimages.data import DatasetReader, DatasetWriter, Episode, check_dataset, decode_frames
 from actionimages.data import lerobot as lr
 from actionimages.data.synthetic import make_synthetic_episode
 from actionimages.errors import DataError
@@ -151,6 +151,8 @@ def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
     assert not list(root.rglob(".tmp-*"))
     r = DatasetReader(root)
     assert len(r) == 2 and np.asarray(r.episode(1).frames["side"]).shape == (6, 64, 64, 3)
+    report = check_dataset(root, progress=False)
+    assert report.bad_episodes == [] and "uncommitted leftover files" in report.dataset_problems[0]
     monkeypatch.setattr(lr, "encode_video", real)
     with DatasetWriter(root, fps=10) as w2:  # reopening removes the leftovers and appends
         assert not (root / "videos/observation.images.front/chunk-000/file-002.mp4").exists()
@@ -220,6 +222,8 @@ def test_episode_validation_names_the_problem():
     small = Camera(cams["front"].K, cams["front"].cam_to_world, 32, 32)
     with pytest.raises(DataError, match="32x32 but its video is 64x64"):
         Episode(frames=frames, cameras={**cams, "front": small}, actions=ep.actions, info=info)
+    as_list = Episode(frames={k: list(v) for k, v in frames.items()}, cameras=cams, actions=ep.actions)
+    assert as_list.frames["front"].shape == (5, 64, 64, 3)
     quat = np.concatenate([ep.actions[:, :3], np.tile([0, 0, 0, 1.0], (5, 1)), ep.actions[:, 6:]], 1)
     assert Episode(frames=frames, cameras=cams, actions=quat).actions.shape == (5, 7)
 

@@ -180,7 +180,7 @@ def check_dataset(root: str | Path, full: bool = False, progress: bool = True) -
                 key = (int(p.parent.name.split("-")[1]), int(p.stem.split("-")[1]))
             except (IndexError, ValueError):
                 continue
-            if key not in committed and p.parent.parent.name != "meta":
+            if key not in committed:
                 leftovers.append(str(p.relative_to(root)))
     if leftovers:
         problems.append(f"uncommitted leftover files from an interrupted write: {leftovers[:5]}")

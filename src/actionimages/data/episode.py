@@ -60,6 +60,13 @@ class Episode:
         where = _where(self.info)
         if not isinstance(self.frames, Mapping) or len(self.frames) == 0:
             raise DataError(f"{where}: frames must be a non-empty mapping camera -> (T, H, W, 3)")
+        if any(isinstance(v, (list, tuple)) for v in self.frames.values()):  # lists of (H, W, 3) images
+            try:
+                self.frames = {
+                    k: np.stack(v) if isinstance(v, (list, tuple)) else v for k, v in self.frames.items()
+                }
+            except ValueError as exc:
+                raise DataError(f"{where}: frames of one camera must share one size: {exc}") from exc
         if not isinstance(self.cameras, Mapping):
             raise DataError(f"{where}: cameras must be a mapping camera -> Camera")
         if set(self.frames) != set(self.cameras):
