@@ -325,3 +325,17 @@ def test_bad_codec_construction() -> None:
         ActionImageCodec(cams, axis_length=-0.1)
     codec = ActionImageCodec(cams)
     assert codec.sigma == pytest.approx(1.6) and codec.num_views == 2 and "V=2" in repr(codec)
+
+
+def test_triangulation_behind_a_camera_or_parallel_rays_is_invalid_not_an_error() -> None:
+    """Two cameras facing each other along one axis: rays that cannot meet in front of both."""
+    a = Camera.look_at([0, 0, 1.0], [0, 0, 0], up=(0, 1, 0), width=48, height=48)
+    b = Camera.look_at([0, 0, -1.0], [0, 0, 0], up=(0, 1, 0), width=48, height=48)
+    codec = ActionImageCodec([a, b])
+    peaks = np.zeros((2, 2, 3, 2))  # (T, V, 3, 2)
+    peaks[0] = 23.5  # every peak on both optical axes: parallel (collinear) rays
+    peaks[1, 0] = [10.0, 23.5]  # rays whose closest approach lies behind camera a
+    peaks[1, 1] = [12.0, 23.5]
+    points, err, used = codec._triangulate(peaks, np.ones((2, 2, 3), bool))
+    assert points.shape == (2, 3, 3) and err.shape == (2, 3) and used.shape == (2, 2, 3)
+    assert not used.any() and np.isnan(points).all() and np.isnan(err).all()

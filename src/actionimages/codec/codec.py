@@ -347,7 +347,8 @@ class ActionImageCodec:
             & (peaks[..., 1] >= -0.5)
             & (peaks[..., 1] <= H - 0.5)
         )
-        good &= inside
+        good &= inside & np.isfinite(peaks).all(-1)
+        peaks = np.where(np.isfinite(peaks), peaks, 0.0)
         points, err, used = self._triangulate(peaks, good)  # (..., T, 3, 3), (..., T, 3), (..., T, V, 3)
         valid = np.all(used.sum(-2) >= 2, axis=-1)
 
@@ -405,9 +406,17 @@ class ActionImageCodec:
             """LS point from the used rays, reweighted so ray distance ≈ reprojection error in px."""
             wv = used.astype(np.float64)
             ok = used.sum(-2) >= 2
+            # Rays (nearly) parallel leave depth unobservable: smallest eigenvalue of Σ(I − ddᵀ)
+            # over its trace is ≈ θ²/8 for two rays θ apart; below 1e-4 (θ < ~1.6°) is refused.
+            A0 = np.einsum("...vp,...vpij->...pij", wv, P)
+            lam = np.linalg.eigvalsh(A0)
+            ok &= lam[..., 0] > 1e-4 * np.maximum(lam.sum(-1), 1e-12)
             for _ in range(2):
+                ok &= (wv > 0).sum(-2) >= 2  # a view the point falls behind gets weight 0
                 A = np.einsum("...vp,...vpij->...pij", wv, P)
                 b = np.einsum("...vp,...vpi->...pi", wv, Po)
+                # Near-parallel rays make A ill-conditioned: a tiny ridge keeps solve defined.
+                A = A + 1e-12 * np.trace(A, axis1=-2, axis2=-1)[..., None, None] * np.eye(3)
                 A = np.where(ok[..., None, None], A, np.eye(3))
                 X = np.linalg.solve(A, b[..., None])[..., 0]
                 pc = (w2c[..., :3, :3] @ X[..., None, :, :, None])[..., 0] + w2c[..., :3, 3]
@@ -420,6 +429,7 @@ class ActionImageCodec:
             )
             err = np.where(front, np.linalg.norm(uv - peaks, axis=-1), np.inf)
             X[~ok] = np.nan
+            err = np.where(ok[..., None, :], err, np.inf)  # not triangulated: no view is consistent
             return X, err
 
         def worst(err: np.ndarray, used: np.ndarray) -> np.ndarray:
