@@ -288,3 +288,12 @@ def test_reads_lerobot_packed_files(tmp_path):
         assert np.abs(np.asarray(ep.frames[cam]).astype(int) - expected[cam]).mean() < 2.0
         assert np.abs(np.asarray(r.episode(0).frames[cam]).astype(int) - eps[0].frames[cam]).mean() < 2.0
     np.testing.assert_array_equal(r.frames(1, "front", [5, 0]), np.asarray(ep.frames["front"])[[5, 0]])
+
+
+def test_lossless_option_round_trips_exactly(tmp_path):
+    ep = make_synthetic_episode(T=5, width=40, height=30)
+    with DatasetWriter(tmp_path / "d", fps=10, codec="libx264rgb", pix_fmt="rgb24", crf=0) as w:
+        w.add_episode(ep)
+    r = DatasetReader(tmp_path / "d")
+    np.testing.assert_array_equal(np.asarray(r.episode(0).frames["side"]), ep.frames["side"])
+    assert r.info["features"]["observation.images.side"]["info"]["video.codec"] == "h264"
