@@ -136,7 +136,7 @@ def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeR
             if (h, w) != (int(shape[0]), int(shape[1])):
                 rep.problems.append(f"{path}: video is {w}x{h}, features say {shape[1]}x{shape[0]}")
             if full:
-                n = count_frames(path, reader.fps, where=f"episode {i} camera {cam!r}")
+                n = count_frames(path, where=f"episode {i} camera {cam!r}")
             elif T > 0:
                 decode_frames(path, [0, T - 1], reader.fps, where=f"episode {i} camera {cam!r}")
             if n and n != T:

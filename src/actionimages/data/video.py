@@ -154,7 +154,7 @@ def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = ""
     return np.stack([got[i] for i in idx.tolist()])
 
 
-def count_frames(path: str | Path, fps: float, where: str = "") -> int:
+def count_frames(path: str | Path, where: str = "") -> int:
     """Decode the whole video and count its frames (slow; for ``dataset check``)."""
     label = f"{where}: {path}" if where else str(path)
     n = 0
@@ -242,6 +242,6 @@ def open_video(path: str | Path, where: str = "") -> VideoFile:
     except _AV_ERRORS as exc:
         raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
     if not rate or n <= 0:
-        n = count_frames(path, 1.0, where)
+        n = count_frames(path, where)
         rate = rate or 1.0
     return VideoFile(path, n, h, w, rate, where=where)
