@@ -339,3 +339,24 @@ def test_triangulation_behind_a_camera_or_parallel_rays_is_invalid_not_an_error(
     points, err, used = codec._triangulate(peaks, np.ones((2, 2, 3), bool))
     assert points.shape == (2, 3, 3) and err.shape == (2, 3) and used.shape == (2, 2, 3)
     assert not used.any() and np.isnan(points).all() and np.isnan(err).all()
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ones", "half", "checker", "spike"])
+def test_garbage_images_decode_invalid_without_raising(kind: str) -> None:
+    """Generated videos can be anything in [0, 1]: decode must flag them, never crash or guess."""
+    codec = ActionImageCodec(rig(48, 2))
+    shape = (2, 4, 48, 48, 3)
+    if kind == "uniform":
+        img = np.random.default_rng(0).random(shape).astype(np.float32)
+    elif kind == "ones":
+        img = np.ones(shape, np.float32)
+    elif kind == "half":
+        img = np.full(shape, 0.5, np.float32)
+    elif kind == "checker":
+        img = np.broadcast_to((np.indices((48, 48)).sum(0) % 2)[..., None], shape).astype(np.float32)
+    else:
+        img = np.zeros(shape, np.float32)
+        img[:, :, 10, 10] = 1.0
+    r = codec.decode(img)
+    assert not r.valid.any() and np.isnan(r.actions[:, :6]).all()
+    assert np.isin(r.actions[:, 6], [0.0, 1.0]).all()

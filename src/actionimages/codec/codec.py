@@ -569,11 +569,13 @@ def _fit_window(
     A = mom[..., ia, ib]  # (M, 3, 5, 5)
     rhs = lmom[..., torch.tensor(ea, device=dev), torch.tensor(eb, device=dev)][..., None]
     npix = use.sum((-1, -2))
-    ridge = 1e-9 * A.diagonal(dim1=-2, dim2=-1).sum(-1).clamp(min=1e-12)
-    A = A + ridge[..., None, None] * torch.eye(5, device=dev)
-    theta = torch.linalg.solve(A.double(), rhs.double())[..., 0].float()
+    A = A.double()
+    ridge = 1e-9 * A.diagonal(dim1=-2, dim2=-1).sum(-1) + 1e-12
+    A = A + ridge[..., None, None] * torch.eye(5, device=dev, dtype=torch.float64)
+    sol, info = torch.linalg.solve_ex(A, rhs.double())  # never raises: a failed solve is just not ok
+    theta = torch.nan_to_num(sol[..., 0].float(), nan=0.0, posinf=0.0, neginf=0.0)
     a, b, qa, qb, g = theta.unbind(-1)
-    ok = (npix >= 8) & (qa < -1e-3) & (qb < -1e-3)
+    ok = (npix >= 8) & (info == 0) & (qa < -1e-3) & (qb < -1e-3)
     qa_s = torch.where(ok, qa, -torch.ones_like(qa))
     qb_s = torch.where(ok, qb, -torch.ones_like(qb))
     du0, dv0 = -a / (2 * qa_s), -b / (2 * qb_s)
