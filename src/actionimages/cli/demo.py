@@ -97,6 +97,7 @@ class Demo:
             "train", "--config", self.a.config, "--data", str(self.data / "train"),
             "--out", str(self.out / "world_model"), "--steps", str(self.a.train_steps),
             "--save-every", str(max(1, self.a.train_steps // 3)), "--seed", str(self.a.seed),
+            "--batch-size", str(self.a.batch_size),
         ]  # fmt: skip
         if self._has_vae():
             args += ["--vae", str(self.out / "vae_run" / "vae")]
@@ -128,12 +129,13 @@ class Demo:
         _cli(args)
 
     def eval(self) -> None:
-        model = ["--checkpoint", str(self.out / "world_model")]
+        model = ["--checkpoint", str(self.out / "world_model"), "--num-steps", str(self.a.num_steps)]
         n = self.a.eval_episodes
-        for split in ("heldout", "heldout_cameras"):
-            self._eval("action_images", model + ["--num-steps", str(self.a.num_steps)], split, n, self.tasks)
+        # Held-out scenes and unseen cameras at full size; the training split (seen scenes) smaller.
+        for split, eps in (("heldout", n), ("heldout_cameras", n), ("train", max(2, n // 2))):
+            self._eval("action_images", model, split, eps, self.tasks)
             for kind in ("bc", "lowdim"):
-                self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, n, self.tasks)
+                self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, eps, self.tasks)
         self._eval("expert", ["--policy", "expert"], "heldout", n, self.tasks)
         # Success against training steps: the trainer's kept intermediate checkpoints.
         from actionimages.train.checkpoint import list_checkpoints
@@ -202,6 +204,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
     p.add_argument("--vae-steps", type=int, default=300, help="VAE training steps (default 300)")
     p.add_argument("--train-steps", type=int, default=600, help="world-model training steps (default 600)")
+    p.add_argument("--batch-size", type=int, default=8, help="world-model batch size (default 8)")
     p.add_argument(
         "--baseline-minutes", type=float, default=3.0,
         help="training minutes per baseline (default 3; give 0 for the world model's measured time)",
