@@ -121,3 +121,19 @@ def test_action_image_policy_episode_with_video(tiny_checkpoint, tmp_path):
     with np.load(tmp_path / "t.npz") as z:
         assert z["ee_pose"].shape == (5, 7) and z["actions"].shape == (4, 7)
     assert (tmp_path / "v.mp4").stat().st_size > 500
+
+
+def test_eval_cli_expert_and_errors(tmp_path, capsys):
+    from actionimages.cli import main
+
+    out = tmp_path / "cli"
+    assert (
+        main(["eval", "--policy", "expert", "--task", "reach_target", "--episodes", "2", "--out", str(out)])
+        == 0
+    )
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["tasks"]["reach_target"]) >= {"success_rate", "episodes", "ci95"}
+    assert res["args"]["episodes"] == 2 and "95% CI" in capsys.readouterr().out
+    assert main(["eval", "--policy", "expert", "--task", "nope", "--out", str(out)]) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert main(["eval", "--task", "reach_target", "--out", str(out)]) == 2  # no checkpoint, no expert

@@ -127,3 +127,17 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert "reach_target" in dom and "push_button" in dom and "75%" in dom
     assert dom.count("<video") >= 3 and "<svg" in dom
     assert 'id="generation-table"' in dom
+
+
+def test_demo_stages_resume(tmp_path, capsys):
+    # Only the report stage (the others are skipped): markers make a rerun skip finished stages.
+    from actionimages.cli import main
+
+    run = _make_run(tmp_path)
+    skip = ["codec", "collect", "vae", "train", "baselines", "eval", "generation"]
+    assert main(["demo", "--out", str(run), "--skip", *skip]) == 0
+    assert (run / "report.html").is_file() and (run / "stages" / "report.json").is_file()
+    capsys.readouterr()
+    assert main(["demo", "--out", str(run), "--skip", *skip]) == 0
+    assert "report: done earlier, skipped" in capsys.readouterr().out
+    assert main(["demo", "--out", str(run), "--skip", "nonsense"]) == 2
