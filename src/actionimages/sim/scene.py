@@ -151,8 +151,11 @@ def build_scene_xml(objects_xml: str = "", contact_xml: str = "", timestep: floa
     <quality shadowsize="0" offsamples="0" numslices="12" numstacks="8" numquads="1"/>
     <global offwidth="512" offheight="512"/>
     <headlight ambient="0.45 0.45 0.45" diffuse="0.45 0.45 0.45" specular="0 0 0"/>
-    <map znear="0.02" zfar="8"/>
+    <map znear="0.01" zfar="8"/>
   </visual>
+  <!-- znear/zfar scale with the extent: without this the walls make it ~11 m and the wrist camera
+       would clip everything within 22 cm of its lens -->
+  <statistic extent="2" center="0.4 0 0.3"/>
   <asset>
     {_mesh_assets()}
     <material name="table" rgba="0.62 0.50 0.38 1" reflectance="0" specular="0.1"/>
