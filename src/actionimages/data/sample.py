@@ -20,6 +20,8 @@ from actionimages.codec.camera import Camera, center_crop_box
 from actionimages.data.episode import Episode
 from actionimages.errors import ActionImagesError, DataError
 
+_MINUS_ONE = torch.tensor(-1.0)
+
 
 # ----------------------------------------------------------------------------- resampling
 def _axis_taps(src_len: int, dst_len: int, offset: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -209,9 +211,18 @@ class SampleBuilder:
         for v, name in enumerate(names):
             frames = np.asarray(episode.frames[name][uniq])
             if frames.shape[1:3] == (H, W):  # no resampling: convert uint8 straight into the output
-                rgb[v].copy_(torch.from_numpy(frames[inverse]).permute(3, 0, 1, 2))
+                # one pass: uint8 -> float, [0, 255] -> [-1, 1], (F, H, W, 3) -> (3, F, H, W)
+                torch.add(
+                    _MINUS_ONE,
+                    torch.from_numpy(frames[inverse]).permute(3, 0, 1, 2),
+                    alpha=1 / 127.5,
+                    out=rgb[v],
+                )
             else:
-                rgb[v] = crop_resize_frames(frames, W, H)[inv].permute(1, 0, 2, 3)  # (3, F, H, W) in [0, 255]
+                resized = crop_resize_frames(frames, W, H)[inv].permute(
+                    1, 0, 2, 3
+                )  # (3, F, H, W) in [0, 255]
+                torch.add(_MINUS_ONE, resized, alpha=1 / 127.5, out=rgb[v])
             if episode.is_static(name):
                 cam = episode.cameras[name].crop_resize(W, H)
                 seq = [cam] * F
@@ -222,7 +233,6 @@ class SampleBuilder:
                 cams_per_view.append(seq)
             Ks.append(np.stack([c.K for c in seq]))
             Ts.append(np.stack([c.cam_to_world for c in seq]))
-        rgb.mul_(1.0 / 127.5).sub_(1.0)
 
         reference = cams_per_view[0] if isinstance(cams_per_view[0], Camera) else cams_per_view[0][0]
         if all(isinstance(c, Camera) for c in cams_per_view):
@@ -251,8 +261,7 @@ class SampleBuilder:
                 raise ActionImagesError(
                     f"codec returned shape {tuple(imgs.shape)}, expected {(V, F, H, W, 3)}"
                 )
-            action_images.copy_(imgs.permute(0, 4, 1, 2, 3))
-            action_images.mul_(2.0).sub_(1.0)
+            torch.add(_MINUS_ONE, imgs.permute(0, 4, 1, 2, 3).float(), alpha=2.0, out=action_images)
             act = torch.from_numpy(actions.astype(np.float32))
         else:
             action_images.fill_(-1.0)
