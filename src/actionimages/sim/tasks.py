@@ -394,18 +394,21 @@ class _DrawerTask(Task):
         R = env.data.xmat[env.body_id("cabinet")].reshape(3, 3)
         return R[:, 0].copy(), R[:, 1].copy()
 
-    pitch = np.deg2rad(35.0)
+    # Tool pitched 75° down with the natural roll (tool y = -cabinet y, as at the top-down home pose):
+    # the fingers straddle the vertical handle bar from above. Flatter approaches need joint 6 past its
+    # limit (natural roll) or a forearm flip near joint 5's limit (other roll): measured IK misses.
+    pitch = np.deg2rad(75.0)
+    roll_sign = -1.0
 
     def grasp_rotation(self, env) -> np.ndarray:
         """Tool z into the cabinet pitched down by ``pitch``, fingers sliding along the cabinet's width.
 
         The pitch keeps the hand above low handles, and keeps the tool x axis off vertical, where
-        the xyz Euler angles of the action would hit gimbal lock."""
+        the xyz Euler angles of the action would hit gimbal lock (a horizontal tool with horizontal
+        fingers has a vertical x axis)."""
         fwd, side = self.facing(env)
         z = np.cos(self.pitch) * fwd - np.sin(self.pitch) * np.array([0.0, 0.0, 1.0])
-        # This roll (tool y = cabinet +y) needs a forearm roll near joint 5's limit, so the IK may
-        # miss by a few degrees while the tool turns; the other roll needs joint 6 beyond its limit.
-        y = side
+        y = self.roll_sign * side
         x = np.cross(y, z)
         return np.stack([x, y, z], axis=1)
 
@@ -458,7 +461,6 @@ class CloseDrawer(_DrawerTask):
     max_steps = 60
     instructions = ("close the {w} drawer", "push the {w} drawer shut", "slide the {w} drawer closed")
     closed_thresh = 0.02
-    pitch = np.deg2rad(45.0)  # pushing reaches the bottom drawer's low handle better at a steeper pitch
 
     def randomise(self, env, rng, var):
         st = super().randomise(env, rng, var)
