@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -193,44 +194,47 @@ def throughput(size: int = 512, views: int = 2, frames: int = 41, repeats: int =
     return out
 
 
-def to_markdown(rows: list[dict], tp: dict, cmd: str) -> str:
+def _g(v: float) -> str:
+    return "–" if not np.isfinite(v) else f"{v:.2g}"
+
+
+def to_markdown(rows: list[dict], tp: dict | None, cmd: str) -> str:
     lines = [
-        "| size | V | damage | valid | pos mm med / p95 | rot ° med / p95 | x-axis ° med | open acc | "
-        "ours ms/frame | release pos mm med | release x-axis ° med | release ms/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | V | damage | valid | pos mm median / p95 / max | rot ° median / p95 | x-axis ° median | "
+        "openness right | release: pos mm median / p95 | release: x-axis ° median |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ref = (
-            f"{r['ref_pos_mm']['median']:.2f} | {r['ref_xdir_deg']['median']:.2f} | "
-            f"{r['ref_ms_per_frame']:.1f}"
+            f"{_g(r['ref_pos_mm']['median'])} / {_g(r['ref_pos_mm']['p95'])} | "
+            f"{_g(r['ref_xdir_deg']['median'])}"
             if "ref_pos_mm" in r
-            else "– | – | –"
+            else "– | –"
         )
         lines.append(
             f"| {r['size']}² | {r['views']} | {r['damage']} | {100 * r['valid_frac']:.1f}% | "
-            f"{r['pos_mm']['median']:.4f} / {r['pos_mm']['p95']:.4f} | "
-            f"{r['rot_deg']['median']:.4f} / {r['rot_deg']['p95']:.4f} | {r['xdir_deg']['median']:.4f} | "
-            f"{100 * r['openness_acc']:.1f}% | {r['ours_ms_per_frame']:.2f} | {ref} |"
+            f"{_g(r['pos_mm']['median'])} / {_g(r['pos_mm']['p95'])} / {_g(r['pos_mm']['max'])} | "
+            f"{_g(r['rot_deg']['median'])} / {_g(r['rot_deg']['p95'])} | {_g(r['xdir_deg']['median'])} | "
+            f"{100 * r['openness_acc']:.1f}% | {ref} |"
         )
-    lines += [
-        "",
-        f"Throughput, V={tp['views']}, T={tp['frames']}, {tp['size']}², CPU, "
-        f"{tp['torch_threads']} torch threads "
-        "(frames/s; a frame = all views of one time step):",
-        "",
-        "| | encode frames/s | decode frames/s | encode frames/CPU-s | decode frames/CPU-s |",
-        "|---|---|---|---|---|",
-        f"| numpy in/out | {tp['numpy_encode_fps']:.0f} | {tp['numpy_decode_fps']:.0f} | "
-        f"{tp['numpy_encode_fps_cpu']:.0f} | {tp['numpy_decode_fps_cpu']:.0f} |",
-        f"| torch in/out | {tp['torch_encode_fps']:.0f} | {tp['torch_decode_fps']:.0f} | "
-        f"{tp['torch_encode_fps_cpu']:.0f} | {tp['torch_decode_fps_cpu']:.0f} |",
-        f"| release decoder (re-implemented) | – | {tp['reference_decode_fps']:.0f} | – | "
-        f"{tp['reference_decode_fps_cpu']:.0f} |",
-        f"| ours / release, decode | | {tp['numpy_decode_fps'] / tp['reference_decode_fps']:.1f}× | | "
-        f"{tp['numpy_decode_fps_cpu'] / tp['reference_decode_fps_cpu']:.1f}× |",
-        "",
-        f"Command: `{cmd}`",
-    ]
+    if tp is not None:
+        lines += [
+            "",
+            f"Throughput, V={tp['views']}, T={tp['frames']}, {tp['size']}², CPU, "
+            f"{tp['torch_threads']} torch threads (a frame = all views of one time step; best of repeats):",
+            "",
+            "| | encode frames/s | decode frames/s | encode frames/CPU-s | decode frames/CPU-s |",
+            "|---|---|---|---|---|",
+            f"| numpy in/out | {tp['numpy_encode_fps']:.0f} | {tp['numpy_decode_fps']:.0f} | "
+            f"{tp['numpy_encode_fps_cpu']:.0f} | {tp['numpy_decode_fps_cpu']:.0f} |",
+            f"| torch in/out | {tp['torch_encode_fps']:.0f} | {tp['torch_decode_fps']:.0f} | "
+            f"{tp['torch_encode_fps_cpu']:.0f} | {tp['torch_decode_fps_cpu']:.0f} |",
+            f"| release decoder (re-implemented) | – | {tp['reference_decode_fps']:.0f} | – | "
+            f"{tp['reference_decode_fps_cpu']:.0f} |",
+            f"| ours / release, decode | | {tp['numpy_decode_fps'] / tp['reference_decode_fps']:.1f}× | | "
+            f"{tp['numpy_decode_fps_cpu'] / tp['reference_decode_fps_cpu']:.1f}× |",
+        ]
+    lines += ["", f"Command: `{cmd}`"]
     return "\n".join(lines)
 
 
@@ -244,8 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer poses and cases")
     ap.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     ap.add_argument("--throughput-only", action="store_true", help="skip the accuracy cases")
+    ap.add_argument("--no-throughput", action="store_true", help="skip the throughput timing")
     ap.add_argument("--repeats", type=int, default=6, help="timing repeats (best of)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads for the timing (default: torch's)"
+    )
+    ap.add_argument("--render", type=Path, default=None, help="only print the markdown of a saved OUT.json")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        print(to_markdown(saved["cases"], saved["throughput"], saved["meta"]["command"]))
+        return 0
     n, n_ref = (60, 15) if args.quick else (args.frames, args.ref_frames)
     cases = [(256, 2, "clean"), (64, 2, "clean"), (128, 2, "clean"), (512, 2, "clean")]
     cases += [(256, 3, "clean"), (256, 4, "clean")]
@@ -259,13 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, (size, views, kind) in enumerate(tqdm(cases, desc="codec cases")):
         rows.append(run_case(size, views, kind, n, n_ref, args.seed + i))
-    tp = throughput(repeats=2 if args.quick else args.repeats)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    tp = None if args.no_throughput else throughput(repeats=2 if args.quick else args.repeats)
     cmd = "python benchmarks/codec.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = to_markdown(rows, tp, cmd.strip())
     print(md)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"command": cmd, "machine": platform.platform(), "cpu_count": __import__("os").cpu_count()}
+        meta = {"command": cmd.strip(), "machine": platform.platform(), "cpu_count": os.cpu_count()}
         args.out.with_suffix(".json").write_text(
             json.dumps({"meta": meta, "cases": rows, "throughput": tp}, indent=1)
         )
