@@ -8,6 +8,7 @@
 - ``tiny-pixel``: the same transformer in pixel space (no learned autoencoder): frames are
   folded 4× in time like the VAE does, patches are 8×8 pixels, and the network predicts the
   clean sample (x-prediction), as pixel-space diffusion transformers do. Kept for comparison.
+- ``micro``: a few-hundred-kilobyte model for tests and smoke runs.
 - ``small``: 128², a wider/deeper transformer, same kind of VAE.
 - ``wan2.2-ti2v-5b``: the real Wan 2.2 TI2V-5B architecture (transformer 4,999,787,712
   parameters; VAE base_dim 160, z_dim 48; umT5-XXL text encoder, text_dim 4096). Weights come
@@ -219,6 +220,16 @@ CONFIGS: dict[str, ModelConfig] = {
         latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
         transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 8, 8)),
         prediction="x",
+    ),
+    # For tests and smoke runs only: trains in seconds, learns little.
+    "micro": _TINY.replace(
+        name="micro",
+        transformer=TransformerSpec(
+            num_attention_heads=2, attention_head_dim=32, num_layers=2, ffn_dim=128, text_dim=32, freq_dim=32
+        ),
+        latent=LatentSpec(base_dim=8, z_dim=16),
+        text=TextSpec(dim=32, num_buckets=256, num_heads=2),
+        camera_dim=32,
     ),
     "small": ModelConfig(
         name="small",

@@ -138,7 +138,10 @@ class Trainer:
         if len(source) < 1:
             raise ActionImagesError("the training data is empty")
         self.out = Path(out)
-        self.acc = accelerator or Accelerator(mixed_precision=_mixed_precision(self.cfg.mixed_precision))
+        # cpu=True without CUDA: under `accelerate launch --multi_gpu` this gives gloo CPU processes.
+        self.acc = accelerator or Accelerator(
+            mixed_precision=_mixed_precision(self.cfg.mixed_precision), cpu=not torch.cuda.is_available()
+        )
         self.model = model.to(self.acc.device)
         if model.spec.gradient_checkpointing:
             self.model.gradient_checkpointing = True

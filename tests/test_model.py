@@ -1,0 +1,329 @@
+"""World-action model: configs, layout, masks, sampling, camera/text conditioning, loading."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from actionimages.errors import ActionImagesError
+from actionimages.model import (
+    ABSENT,
+    CONFIGS,
+    GENERATE,
+    GIVEN,
+    MODES,
+    HashedTextEncoder,
+    LatentSpace,
+    LatentSpec,
+    build_model,
+    build_wan_vae,
+    generate,
+    get_config,
+    load_model,
+    mode_states,
+    prepare_batch,
+    training_loss,
+)
+from actionimages.model.network import build_transformer
+from actionimages.model.synthetic import synthetic_batch
+
+WAN22_TRANSFORMER_PARAMS = 4_999_787_712  # diffusers WanTransformer3DModel, TI2V-5B arguments
+WAN22_VAE_PARAMS = 704_688_668
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine, two intra-op threads per test process oversubscribe the CPU
+    # (measured: a VAE step 0.6 s with one thread, 3-20 s with two under load).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    torch.manual_seed(0)
+    return build_model("micro").eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return synthetic_batch(get_config("micro"), 2, seed=3)
+
+
+# ----------------------------------------------------------------------------- configs
+def test_registry_names_and_layout():
+    assert {"tiny", "small", "wan2.2-ti2v-5b"} <= set(CONFIGS)
+    tiny = CONFIGS["tiny"]
+    assert tiny.num_segments == 4 and tiny.latent_frames == 3 and tiny.token_hw == (2, 2)
+    big = CONFIGS["wan2.2-ti2v-5b"]
+    assert big.latent_frames == 11 and big.num_segments == 4 and big.text.kind == "umt5"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny.height = 32  # type: ignore[misc]
+
+
+def test_config_roundtrip_and_validation():
+    cfg = CONFIGS["tiny-pixel"]
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ActionImagesError, match="1 \\+ 4k"):
+        get_config("tiny", num_frames=8)
+    with pytest.raises(ActionImagesError, match="multiples"):
+        get_config("tiny", height=72)
+    with pytest.raises(ActionImagesError, match="unknown model config"):
+        get_config("nope")
+    with pytest.raises(ActionImagesError, match="unknown model config keys"):
+        type(cfg).from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_wan22_5b_parameter_counts_on_meta_device():
+    cfg = CONFIGS["wan2.2-ti2v-5b"]
+    with torch.device("meta"):
+        transformer = build_transformer(cfg)
+        vae = build_wan_vae(cfg.latent)
+        model = build_model(cfg)
+    assert sum(p.numel() for p in transformer.parameters()) == WAN22_TRANSFORMER_PARAMS
+    assert sum(p.numel() for p in vae.parameters()) == WAN22_VAE_PARAMS
+    parts = model.num_parameters_by_part()
+    assert parts["transformer"] == WAN22_TRANSFORMER_PARAMS
+    assert 0 < parts["camera"] < 0.01 * WAN22_TRANSFORMER_PARAMS  # the extra pieces are small
+    assert model.text_encoder is None  # umT5 is external
+
+
+# ------------------------------------------------------------------------------ masks
+def test_mode_states():
+    f = 3
+    joint = mode_states("joint", 2, f)
+    assert joint.shape == (4, 3) and (joint[:, 0] == GIVEN).all() and (joint[:, 1:] == GENERATE).all()
+    a2v = mode_states("a2v", 2, f)
+    assert (a2v[1::2] == GIVEN).all() and (a2v[0::2, 1:] == GENERATE).all()
+    v2a = mode_states("v2a", 2, f)
+    assert (v2a[0::2] == GIVEN).all() and (v2a[1::2] == GENERATE).all()
+    video = mode_states("video", 2, f)
+    assert (video[1::2] == ABSENT).all() and (video[0::2, 1:] == GENERATE).all()
+    i2a = mode_states("i2a", 2, f)
+    assert (
+        (i2a[0::2, 0] == GIVEN).all()
+        and (i2a[0::2, 1:] == ABSENT).all()
+        and (i2a[1::2, 1:] == GENERATE).all()
+    )
+    view1 = mode_states("view1", 2, f)
+    assert (view1[0] == GIVEN).all() and (view1[2, 1:] == GENERATE).all()
+    with pytest.raises(ActionImagesError, match="unknown mask mode"):
+        mode_states("x2y", 2, f)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_generate_every_mode_keeps_given_segments(micro, batch, mode):
+    cfg = micro.spec
+    g = generate(micro, batch, mode=mode, num_steps=2, guidance=2.0, seed=7, decode_action_poses=False)
+    states = mode_states(mode, cfg.num_views, cfg.latent_frames)
+    assert g.rgb.shape == batch["rgb"].shape and g.action_images.shape == batch["rgb"].shape
+    streams = torch.stack([batch["rgb"], batch["action_images"]], 2).flatten(1, 2)
+    out = torch.stack([g.rgb, g.action_images], 2).flatten(1, 2)
+    given_latents = torch.cat(
+        [micro.latent_space.encode(streams[:, s]) for s in range(cfg.num_segments)], 2
+    )  # (B, C, S·f, h, w)
+    st = states.flatten()
+    for s in range(cfg.num_segments):
+        seg = states[s]
+        if (seg == GIVEN).all() or (seg == ABSENT)[1:].all():
+            # fully given or not generated at all: returned exactly as passed in
+            assert torch.equal(out[:, s], streams[:, s]), (mode, s)
+        else:
+            assert (seg == GENERATE).any()
+            if seg[0] == GIVEN:
+                assert torch.equal(out[:, s, :, :1], streams[:, s, :, :1])  # the given first frame
+            assert not torch.allclose(out[:, s, :, 1:], streams[:, s, :, 1:], atol=1e-3)
+    given = st == GIVEN
+    assert torch.allclose(g.latents[:, :, given], given_latents[:, :, given], atol=1e-5)
+    assert g.mode == mode and g.states.shape == states.shape
+
+
+def test_generate_is_deterministic_for_a_seed(micro, batch):
+    a = generate(micro, batch, "joint", num_steps=3, guidance=1.0, seed=5, decode_action_poses=False)
+    b = generate(micro, batch, "joint", num_steps=3, guidance=1.0, seed=5, decode_action_poses=False)
+    c = generate(micro, batch, "joint", num_steps=3, guidance=1.0, seed=6, decode_action_poses=False)
+    assert torch.equal(a.latents, b.latents) and torch.equal(a.action_images, b.action_images)
+    assert not torch.allclose(a.latents, c.latents)
+
+
+def test_generate_from_first_frames_only_matches_full_clip(micro, batch):
+    # A policy passes just the current frame (F = 1); frames a mode does not give must not matter.
+    first = {**batch, **{k: batch[k][:, :, :, :1] for k in ("rgb", "action_images", "plucker")}}
+    a = generate(micro, batch, "joint", num_steps=2, seed=1, decode_action_poses=False)
+    b = generate(micro, first, "joint", num_steps=2, seed=1, decode_action_poses=False)
+    assert torch.allclose(a.latents, b.latents, atol=1e-5)
+    with pytest.raises(ActionImagesError, match="whole given clips"):
+        generate(micro, first, "a2v", num_steps=1)
+
+
+def test_generate_decodes_actions_with_the_codec(micro, batch):
+    g = generate(micro, batch, "a2v", num_steps=1, seed=0)  # action segments given: decodes the inputs
+    assert g.actions.shape == (2, 9, 7) and g.valid.shape == (2, 9)
+    assert g.valid.all()
+    err = (g.actions[..., :3] - batch["actions"][..., :3]).norm(dim=-1)
+    assert err.max() < 2e-3
+
+
+def test_generate_rejects_bad_input(micro, batch):
+    with pytest.raises(ActionImagesError, match="unknown mode"):
+        generate(micro, batch, "dream")
+    with pytest.raises(ActionImagesError, match="num_steps"):
+        generate(micro, batch, "joint", num_steps=0)
+    bad = {**batch, "rgb": batch["rgb"][:, :1]}
+    with pytest.raises(ActionImagesError, match="rgb"):
+        generate(micro, bad, "joint", num_steps=1)
+    with pytest.raises(ActionImagesError, match="missing 'plucker'"):
+        generate(micro, {k: v for k, v in batch.items() if k != "plucker"}, "joint", num_steps=1)
+
+
+# ------------------------------------------------------------------- loss and layout
+def test_loss_counts_only_generated_frames(micro, batch):
+    prep = prepare_batch(micro, batch)
+    loss, parts = training_loss(micro, prep, [1, 2], modes=["joint", "v2a"], return_parts=True)
+    assert torch.isfinite(loss)
+    # Perturbing a latent frame that is GIVEN in v2a (RGB) changes the v2a sample's input, but a
+    # frame that is ABSENT (not in the sequence's clean data) must not change the joint loss target.
+    st = parts["states"]
+    assert (st[1, 0::1][: micro.spec.latent_frames] == GIVEN).all()
+    # The loss of a sample with no generated frames would be undefined: every mode generates something.
+    for mode in MODES:
+        assert (mode_states(mode, 2, 3) == GENERATE).any()
+
+
+def test_has_actions_false_gets_video_only_masks(micro, batch):
+    prep = prepare_batch(micro, {**batch, "has_actions": torch.tensor([False, False])})
+    _, parts = training_loss(micro, prep, list(range(2)), return_parts=True)
+    assert parts["modes"] == ["video", "video"]
+
+
+def test_camera_conditioning_is_zero_initialised(batch):
+    torch.manual_seed(0)
+    model = build_model("micro").eval()
+    prep = prepare_batch(model, batch)
+    t = torch.full((2, prep.x0.shape[2]), 500.0)
+    text = model.encode_text(batch["instruction"])
+    other = prep.camera.flip(1)  # swap the views' rays
+    with torch.no_grad():
+        a, b = model(prep.x0, t, text, prep.camera), model(prep.x0, t, text, other)
+        assert torch.equal(a, b)  # zero-init: cameras do not matter yet
+        for proj in model.camera_proj:
+            torch.nn.init.normal_(proj.weight, std=0.1)
+        a, b = model(prep.x0, t, text, prep.camera), model(prep.x0, t, text, other)
+    assert not torch.allclose(a, b)
+
+
+# ------------------------------------------------------------------------------ text
+def test_hashed_text_encoder():
+    torch.manual_seed(0)
+    enc = HashedTextEncoder(32, num_buckets=512, num_heads=2, max_tokens=16).eval()
+    with torch.no_grad():
+        e = enc(["close the drawer", "close the drawer", "please close drawer", "reach the red target", ""])
+    assert e.shape == (5, 17, 32)
+    assert torch.equal(e[0], e[1])
+    s = torch.nn.functional.cosine_similarity(e[:, 0], e[0:1, 0], dim=-1)
+    assert s[2] > s[3]  # a rephrasing sharing words is nearer than another task
+    assert e[4, 1:].abs().sum() == 0  # empty instruction: only the summary token
+    ids = enc.ids(["close the drawer"])
+    assert ids["word"][0, :3].tolist() == enc.ids(["CLOSE the drawer!"])["word"][0, :3].tolist()
+    with pytest.raises(ActionImagesError):
+        enc.ids("not a list")
+
+
+# --------------------------------------------------------------------------- latents
+def test_pixel_space_roundtrip_is_exact():
+    space = LatentSpace(LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None))
+    video = torch.rand(2, 3, 9, 16, 16) * 2 - 1
+    z = space.encode(video)
+    assert z.shape == (2, 12, 3, 16, 16)
+    assert torch.allclose(space.decode(z), video, atol=1e-6)
+
+
+def test_vae_first_latent_frame_depends_on_first_frame_only(micro):
+    video = torch.rand(1, 3, 9, 64, 64) * 2 - 1
+    with torch.no_grad():
+        full = micro.latent_space.encode(video)
+        first = micro.latent_space.encode(video[:, :, :1])
+    assert full.shape == (1, 16, 3, 4, 4)
+    assert torch.allclose(full[:, :, :1], first, atol=1e-5)
+    with pytest.raises(ActionImagesError, match="1 \\+ 4k"):
+        micro.latent_space.encode(video[:, :, :8])
+
+
+# ------------------------------------------------------------------------ save / load
+def test_save_and_load_model_roundtrip(tmp_path, micro, batch):
+    with torch.no_grad():
+        micro.latent_space.set_stats(torch.linspace(-0.1, 0.1, 16), torch.linspace(0.5, 1.5, 16))
+    micro.save_pretrained(str(tmp_path / "m"))
+    loaded = load_model(tmp_path / "m").eval()
+    assert loaded.spec == micro.spec
+    a = generate(micro, batch, "joint", num_steps=2, seed=3, decode_action_poses=False)
+    b = generate(loaded, batch, "joint", num_steps=2, seed=3, decode_action_poses=False)
+    assert torch.allclose(a.latents, b.latents, atol=1e-6)
+    with pytest.raises(ActionImagesError, match="no config.json"):
+        load_model(tmp_path / "missing")
+
+
+def test_pretrained_wan_folder_loads_with_lora(tmp_path):
+    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout loads, generates and trains."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    from actionimages.model import load_pretrained_wan
+
+    root = tmp_path / "wan"
+    torch.manual_seed(0)
+    WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=16,
+        out_channels=16,
+        text_dim=24,
+        freq_dim=16,
+        ffn_dim=64,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+    ).save_pretrained(str(root / "transformer"))
+    AutoencoderKLWan(
+        base_dim=8,
+        z_dim=16,
+        is_residual=True,
+        patch_size=2,
+        in_channels=12,
+        out_channels=12,
+        scale_factor_spatial=16,
+        latents_mean=[0.1] * 16,
+        latents_std=[2.0] * 16,
+    ).save_pretrained(str(root / "vae"))
+    UMT5EncoderModel(
+        UMT5Config(vocab_size=128, d_model=24, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    ).save_pretrained(str(root / "text_encoder"))
+    # A small Unigram vocabulary in T5's layout (<pad>=0, </s>=1, <unk>=2), built offline.
+    words = ["close", "the", "drawer", "reach", "red", "target", "open"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(f"\u2581{w}", -3.0) for w in words] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(str(root / "tokenizer"))
+
+    base = get_config("wan2.2-ti2v-5b", num_frames=9, height=64, width=64, gradient_checkpointing=True)
+    model = load_pretrained_wan(root, base, lora_rank=4)
+    assert model.spec.transformer.text_dim == 24 and model.spec.latent.z_dim == 16
+    assert torch.allclose(model.latent_space.mean, torch.full((16,), 0.1))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora" in n for n in trainable)
+    assert not any(n.startswith("transformer.") and "lora" not in n for n in trainable)
+    batch = synthetic_batch(model.spec, 1, seed=0, instruction="close the drawer")
+    g = generate(model, batch, "joint", num_steps=2, guidance=3.0, seed=0, decode_action_poses=False)
+    assert g.rgb.shape == batch["rgb"].shape
+    model.train()
+    loss = training_loss(model, prepare_batch(model, batch), [0])
+    loss.backward()
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora" in n
+    )
+    np.testing.assert_equal(model.spec.pretrained, str(root))

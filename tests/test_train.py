@@ -1,0 +1,310 @@
+"""Training: overfitting, resume, atomic checkpoints, data-parallel equivalence, VAE training, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from actionimages.cli import main as cli_main
+from actionimages.errors import ActionImagesError
+from actionimages.model import build_model, get_config, load_model
+from actionimages.train import (
+    SyntheticSource,
+    TrainConfig,
+    Trainer,
+    VAETrainConfig,
+    global_indices,
+    latest_checkpoint,
+    save_checkpoint,
+    train_vae,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine, two intra-op threads per test process oversubscribe the CPU
+    # (measured: a VAE step 0.6 s with one thread, 3-20 s with two under load).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _trainer(out: Path, steps: int, batch: int = 2, n: int = 4, seed: int = 0, **kw) -> Trainer:
+    torch.manual_seed(seed)
+    model = build_model("micro")
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=3e-3, warmup=5, progress=False, **kw)
+    return Trainer(model, SyntheticSource(model.spec, n), out, cfg)
+
+
+def test_micro_model_overfits_a_few_clips(tmp_path):
+    tr = _trainer(tmp_path / "run", steps=150, batch=4, n=4, save_every=0)
+    losses = tr.fit()
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < first / 10, (first, last)
+
+
+def test_data_order_is_a_function_of_the_step():
+    a = [global_indices(s, 6, 10, seed=1) for s in range(4)]
+    b = [global_indices(s, 6, 10, seed=1) for s in (3, 1, 0, 2)]
+    assert a[3] == b[0] and a[1] == b[1]
+    flat = [i for s in a for i in s]
+    assert sorted(flat[:10]) == list(range(10))  # epoch 0 is a permutation
+    assert global_indices(0, 6, 10, seed=2) != a[0]
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    full = _trainer(tmp_path / "full", steps=6, save_every=3)
+    ref = full.fit()
+    ck = latest_checkpoint(tmp_path / "full" / "checkpoints")
+    assert ck is not None and ck.name == "step-00000003"
+    assert (ck / "model" / "config.json").is_file() and (ck / "raw.safetensors").is_file()
+
+    resumed = _trainer(tmp_path / "full", steps=6, seed=123)  # different init: must be overwritten
+    assert resumed.resume()
+    assert resumed.step == 3
+    again = resumed.fit()
+    assert len(again) == 3
+    assert again == pytest.approx(ref[3:], rel=1e-5, abs=1e-6)
+    # the exported model (EMA weights) loads as a model directory
+    path = resumed.export()
+    assert load_model(path).spec.name == "micro"
+
+
+def test_checkpoint_survives_a_crash_during_save(tmp_path):
+    root = tmp_path / "ck"
+    save_checkpoint(root, 1, lambda d: (d / "a.txt").write_text("one"))
+
+    def broken(d: Path) -> None:
+        (d / "a.txt").write_text("partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        save_checkpoint(root, 2, broken)
+    assert latest_checkpoint(root).name == "step-00000001"
+    assert (latest_checkpoint(root) / "a.txt").read_text() == "one"
+    save_checkpoint(root, 3, lambda d: (d / "a.txt").write_text("three"), keep=1)
+    assert latest_checkpoint(root).name == "step-00000003"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000003"]
+
+
+def test_kill9_during_save_leaves_previous_checkpoint(tmp_path):
+    tr = _trainer(tmp_path / "run", steps=2, save_every=0)
+    tr.fit()
+    tr.save()
+    marker = tmp_path / "writing"
+    code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from actionimages.train.checkpoint import save_checkpoint
+        def slow(d):
+            (d / "model").mkdir()
+            (d / "model" / "config.json").write_text("{{}}")
+            Path({str(marker)!r}).write_text("x")
+            time.sleep(60)
+        save_checkpoint(Path({str(tmp_path / "run" / "checkpoints")!r}), 99, slow)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000002"
+    again = _trainer(tmp_path / "run", steps=3, save_every=0)
+    assert again.resume() and again.step == 2
+    again.fit()
+
+
+def test_two_process_training_matches_one_process_with_double_batch(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, sys, torch
+            from actionimages.model import build_model
+            from actionimages.train import SyntheticSource, TrainConfig, Trainer
+            torch.manual_seed(0)
+            model = build_model("micro")
+            cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0)
+            tr = Trainer(model, SyntheticSource(model.spec, 8), sys.argv[1], cfg)
+            assert tr.acc.num_processes == 2, tr.acc.num_processes
+            losses = tr.fit()
+            if tr.acc.is_main_process:
+                params = {n: p.detach().sum().item() for n, p in tr.named}
+                json.dump({"losses": losses, "params": params,
+                           "backend": str(torch.distributed.get_backend())}, open(sys.argv[2], "w"))
+            """
+        )
+    )
+    out = tmp_path / "ddp.json"
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(script),
+        str(tmp_path / "ddp_run"),
+        str(out),
+    ]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = json.loads(out.read_text())
+    assert ddp["backend"] == "gloo"
+
+    single = _trainer(tmp_path / "single", steps=2, batch=4, n=8, save_every=0)
+    losses = single.fit()
+    assert ddp["losses"] == pytest.approx(losses, rel=1e-4, abs=1e-6)
+    for n, p in single.named:
+        assert ddp["params"][n] == pytest.approx(p.detach().sum().item(), rel=1e-3, abs=1e-4), n
+
+
+def test_vae_training_learns_and_resumes(tmp_path):
+    cfg = get_config("micro")
+    src = SyntheticSource(cfg, 2)
+    vcfg = VAETrainConfig(
+        steps=30, batch_size=1, lr=2e-3, warmup=2, save_every=20, progress=False, stats_samples=2
+    )
+    path = train_vae(cfg, src, tmp_path / "v", vcfg)
+    conf = json.loads((path / "config.json").read_text())
+    assert len(conf["latents_mean"]) == cfg.latent.z_dim and min(conf["latents_std"]) > 0
+    history = [
+        json.loads((p / "state.json").read_text())["step"]
+        for p in (tmp_path / "v" / "checkpoints").iterdir()
+        if p.name.startswith("step-")
+    ]
+    assert 4 in history
+    # resume continues from the saved step
+    path2 = train_vae(
+        cfg, src, tmp_path / "v", VAETrainConfig(**{**vcfg.to_dict(), "steps": 32}), resume=True
+    )
+    assert (
+        json.loads((latest_checkpoint(tmp_path / "v" / "checkpoints") / "state.json").read_text())["step"]
+        == 32
+    )
+    assert path2 == path
+
+
+def test_vae_reconstruction_improves(tmp_path):
+    from actionimages.model.synthetic import synthetic_batch
+    from actionimages.train.vae import sample_clips, vae_loss
+
+    cfg = get_config("micro")
+    torch.manual_seed(0)
+    from actionimages.model import build_wan_vae
+
+    vae = build_wan_vae(cfg.latent)
+    clips, is_action = sample_clips(synthetic_batch(cfg, 1, seed=0))
+    clips, is_action = clips[:2], is_action[:2]  # one RGB and one action clip
+    vcfg = VAETrainConfig()
+    opt = torch.optim.AdamW(vae.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss, _ = vae_loss(vae, clips, is_action, vcfg, torch.Generator().manual_seed(0))
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_cli_train_vae_then_train_and_resume(tmp_path, capsys):
+    vae_out, run = tmp_path / "vae", tmp_path / "run"
+    assert (
+        cli_main(
+            [
+                "train-vae",
+                "--config",
+                "micro",
+                "--data",
+                "synthetic:2",
+                "--out",
+                str(vae_out),
+                "--steps",
+                "2",
+                "--batch-size",
+                "1",
+            ]
+        )
+        == 0
+    )
+    args = [
+        "train",
+        "--config",
+        "micro",
+        "--data",
+        "synthetic:3",
+        "--out",
+        str(run),
+        "--vae",
+        str(vae_out / "vae"),
+        "--batch-size",
+        "2",
+        "--save-every",
+        "2",
+        "--warmup",
+        "1",
+    ]
+    assert cli_main(args + ["--steps", "3"]) == 0
+    assert latest_checkpoint(run / "checkpoints").name == "step-00000003"
+    assert cli_main(args + ["--steps", "4", "--resume"]) == 0
+    assert latest_checkpoint(run / "checkpoints").name == "step-00000004"
+    assert load_model(run / "model").spec.name == "micro"
+    assert any((run / "tb").iterdir())
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 4
+    # bad input: one clear error, exit code 2
+    assert (
+        cli_main(
+            [
+                "train",
+                "--config",
+                "micro",
+                "--data",
+                str(tmp_path / "nope"),
+                "--out",
+                str(run),
+                "--vae",
+                str(vae_out / "vae"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        cli_main(["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(tmp_path / "r2")]) == 2
+    )
+
+
+def test_trainer_rejects_mismatched_resume(tmp_path):
+    tr = _trainer(tmp_path / "run", steps=1, save_every=0)
+    tr.fit()
+    tr.save()
+    other = _trainer(tmp_path / "run", steps=2, batch=3)
+    with pytest.raises(ActionImagesError, match="global batch"):
+        other.resume()
