@@ -286,8 +286,11 @@ class ActionImageCodec:
         img = gy.unsqueeze(-2) * gx.unsqueeze(-3)  # (..., V, T, H, W, 3)
         level = torch.where(open_ > OPEN_THRESHOLD, OPEN_LEVEL, 0.0).to(torch.float32)
         level = level.unsqueeze(-2).expand(uv.shape[:-2])[..., None, None]  # (..., V, T, 1, 1)
+        # In place on the strided blue view (no second 258 MB pass at 512²): values ≤ 0.25 -> 0,
+        # then raise them to the frame's level; blob values > 0.25 exceed either level and stay.
         blue = img[..., 2]
-        img[..., 2] = torch.where(blue <= OPEN_LEVEL, level, blue)
+        F.threshold(blue, OPEN_LEVEL, 0.0, inplace=True)
+        blue.clamp_(min=level)
         return img
 
     # --------------------------------------------------------------- decode
