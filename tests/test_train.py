@@ -189,7 +189,7 @@ def test_vae_training_learns_and_resumes(tmp_path):
     cfg = get_config("micro")
     src = SyntheticSource(cfg, 2)
     vcfg = VAETrainConfig(
-        steps=30, batch_size=1, lr=2e-3, warmup=2, save_every=20, progress=False, stats_samples=2
+        steps=4, batch_size=1, lr=2e-3, warmup=2, save_every=2, progress=False, stats_samples=1
     )
     path = train_vae(cfg, src, tmp_path / "v", vcfg)
     conf = json.loads((path / "config.json").read_text())
@@ -201,12 +201,10 @@ def test_vae_training_learns_and_resumes(tmp_path):
     ]
     assert 4 in history
     # resume continues from the saved step
-    path2 = train_vae(
-        cfg, src, tmp_path / "v", VAETrainConfig(**{**vcfg.to_dict(), "steps": 32}), resume=True
-    )
+    path2 = train_vae(cfg, src, tmp_path / "v", VAETrainConfig(**{**vcfg.to_dict(), "steps": 5}), resume=True)
     assert (
         json.loads((latest_checkpoint(tmp_path / "v" / "checkpoints") / "state.json").read_text())["step"]
-        == 32
+        == 5
     )
     assert path2 == path
 
