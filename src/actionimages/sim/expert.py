@@ -18,8 +18,8 @@ from actionimages.errors import ActionImagesError
 from actionimages.sim.env import SimEnv
 from actionimages.sim.robot import rotation_error
 
-LIN_STEP = 0.035  # m per control step (< MAX_STEP_M)
-ANG_STEP = 0.25  # rad per control step (< MAX_STEP_RAD)
+LIN_STEP = 0.025  # m per control step (< MAX_STEP_M): 0.25 m/s, episodes of 8-100 frames
+ANG_STEP = 0.2  # rad per control step (< MAX_STEP_RAD)
 
 
 class ScriptedExpert:
