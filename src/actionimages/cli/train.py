@@ -54,6 +54,8 @@ def register(subparsers) -> None:
     v.add_argument("--save-every", type=int, default=500)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--resume", action="store_true")
+    v.add_argument("--crop-frames", type=int, default=5, help="random 1+4k-frame windows (0: whole clips)")
+    v.add_argument("--crop-size", type=int, default=32, help="random square crops (0: whole frames)")
     v.add_argument("--stride", type=int, default=1)
     v.add_argument("--clips-per-episode", type=int, default=16)
     v.set_defaults(func=run_train_vae)
@@ -108,7 +110,13 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
     cfg = get_config(args.config)
     vcfg = VAETrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, save_every=args.save_every, seed=args.seed
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        save_every=args.save_every,
+        seed=args.seed,
+        crop_frames=args.crop_frames or None,
+        crop_size=args.crop_size or None,
     )
     source = open_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
     path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)

@@ -44,6 +44,11 @@ class VAETrainConfig:
     keep: int = 2
     stats_samples: int = 32
     progress: bool = True
+    # Random crops for speed: the VAE is convolutional and causal in time, so 1 + 4 frames and a
+    # patch of the image teach it what whole clips would, at a fraction of the cost (measured ~6×
+    # per step at 64², 9 -> 5 frames and 64² -> 32² crops). None keeps whole clips.
+    crop_frames: int | None = 5
+    crop_size: int | None = 32
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,6 +60,25 @@ def sample_clips(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     clips = torch.stack([rgb, act], 2).flatten(0, 2)
     is_action = torch.tensor([False, True]).repeat(rgb.shape[0] * rgb.shape[1])
     return clips, is_action
+
+
+def random_crop(
+    clips: torch.Tensor, frames: int | None, size: int | None, gen: torch.Generator
+) -> torch.Tensor:
+    """A random (1 + 4k)-frame window and square spatial crop of clips (N, 3, F, H, W), same for all N."""
+    n, c, f, h, w = clips.shape
+    if frames is not None and frames < f:
+        if (frames - 1) % 4:
+            raise ActionImagesError(f"crop_frames must be 1 + 4k, got {frames}")
+        t0 = int(torch.randint(0, f - frames + 1, (), generator=gen))
+        clips = clips[:, :, t0 : t0 + frames]
+    if size is not None and size < min(h, w):
+        if size % 16:
+            raise ActionImagesError(f"crop_size must be a multiple of 16, got {size}")
+        y0 = int(torch.randint(0, h - size + 1, (), generator=gen))
+        x0 = int(torch.randint(0, w - size + 1, (), generator=gen))
+        clips = clips[..., y0 : y0 + size, x0 : x0 + size]
+    return clips
 
 
 def vae_loss(
@@ -129,6 +153,7 @@ def train_vae(
         idx = global_indices(step, cfg.batch_size, len(source), cfg.seed)
         clips, is_action = sample_clips(collate([source[i] for i in idx]))
         gen = torch.Generator().manual_seed(sample_seed(cfg.seed, step, 0))
+        clips = random_crop(clips, cfg.crop_frames, cfg.crop_size, gen)
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
         loss, parts = vae_loss(vae, clips, is_action, cfg, gen)
