@@ -92,6 +92,66 @@ def success(task: str, split: str, seeds: int) -> dict:
     }
 
 
+def render_cost(sizes: list[int], repeats: int = 10) -> list[dict]:
+    """Milliseconds to render one camera at each image size (pick_up_cube scene, 4 fixed cameras)."""
+    out = []
+    for size in sizes:
+        env = make_env("pick_up_cube", image_size=size, cameras=DEFAULT_CAMERAS)
+        env.reset(seed=0)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            env.render_images()
+        out.append({"image_size": size, "ms_per_camera": (time.perf_counter() - t0) / repeats / 4 * 1000})
+        env.close()
+    return out
+
+
+def tracking(steps: int = 200, step_m: float = 0.04) -> dict:
+    """Tool-pose error at the end of a control step, for random targets ``step_m`` away."""
+    env = make_env("reach_target", render=False)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    home = env.home_action()
+    pose = home.copy()
+    pos, rot = [], []
+    for _ in range(steps):
+        d = rng.normal(size=3)
+        pose[:3] = np.clip(pose[:3] + d / np.linalg.norm(d) * step_m, [0.3, -0.25, 0.08], [0.65, 0.25, 0.45])
+        pose[3:6] = home[3:6] + rng.normal(size=3) * 0.1
+        _, _, _, _, info = env.step(pose)
+        pos.append(info["tracking_error"])
+        rot.append(info["tracking_rot_error"])
+    return {
+        "step_m": step_m,
+        "pos_err_mm_mean": 1000 * float(np.mean(pos)),
+        "pos_err_mm_max": 1000 * float(np.max(pos)),
+        "rot_err_deg_mean": float(np.rad2deg(np.mean(rot))),
+        "rot_err_deg_max": float(np.rad2deg(np.max(rot))),
+    }
+
+
+def calibration(seeds: int = 10) -> dict:
+    """Pixel distance between each target sphere's projected centre (returned Camera) and the centroid
+    of its pixels in a segmentation render, over fixed cameras of train and heldout_cameras."""
+    errs = []
+    for split in ("train", "heldout_cameras"):
+        env = make_env("reach_target", split=split, image_size=128, render=False)
+        for seed in range(seeds):
+            obs, _ = env.reset(seed=seed)
+            for name, cam in obs["cameras"].items():
+                seg = env.renderer.render_geom_ids(env.data, name)
+                for i in range(3):
+                    gid = int(np.flatnonzero(env.model.geom_bodyid == env.body_id(f"sphere{i}"))[0])
+                    mask = seg == gid
+                    if mask.sum() < 15 or mask[[0, -1]].any() or mask[:, [0, -1]].any():
+                        continue
+                    vs, us = np.nonzero(mask)
+                    uv, _ = cam.project(env.data.geom_xpos[gid])
+                    errs.append(float(np.hypot(us.mean() - uv[0], vs.mean() - uv[1])))
+        env.close()
+    return {"n": len(errs), "px_mean": float(np.mean(errs)), "px_max": float(np.max(errs))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=50)
@@ -111,6 +171,9 @@ def main() -> None:
         jobs = [(t, s) for s in a.splits.split(",") if s for t in tasks]
         for task, split in tqdm(jobs, desc="expert success"):
             out["success"].append(success(task, split, a.seeds))
+    out["render_cost"] = render_cost([64, 128, 256, 512])
+    out["tracking"] = tracking()
+    out["calibration"] = calibration()
     out["load_average_after"] = os.getloadavg()
     text = json.dumps(out, indent=1)
     print(text)
