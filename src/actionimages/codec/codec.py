@@ -25,6 +25,7 @@ work runs in torch on the input's device, the small geometric part in numpy floa
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -193,9 +194,9 @@ class ActionImageCodec:
         sizes = {(c.width, c.height) for row in grid for c in row}
         if len(sizes) != 1:
             raise ActionImagesError(f"all cameras must share one image size, got W×H {sorted(sizes)}")
-        if not (isinstance(sigma_frac, int | float) and 0 < sigma_frac < 0.5):
+        if not (isinstance(sigma_frac, numbers.Real) and 0 < sigma_frac < 0.5):
             raise ActionImagesError(f"sigma_frac must be in (0, 0.5), got {sigma_frac}")
-        if not (isinstance(axis_length, int | float) and axis_length > 0 and math.isfinite(axis_length)):
+        if not (isinstance(axis_length, numbers.Real) and axis_length > 0 and math.isfinite(axis_length)):
             raise ActionImagesError(f"axis_length must be a positive number, got {axis_length}")
         self.cameras = grid if self.per_frame else [row[0] for row in grid]
         self.num_views = len(grid)
