@@ -118,7 +118,6 @@ class SimEnv(gym.Env):
         self.episode_seed: int | None = None
         self.steps = 0
         self._q_cmd = HOME_Q.copy()
-        self._open_cmd = 1.0
         s = self.image_size
         self.observation_space = spaces.Dict(
             {
@@ -250,7 +249,7 @@ class SimEnv(gym.Env):
                 m.cam_fovy[cid] = spec.fovy
         d.ctrl[self.kin.arm_act] = HOME_Q
         d.ctrl[self.kin.finger_act] = FINGER_MAX
-        self._q_cmd, self._open_cmd = HOME_Q.copy(), 1.0
+        self._q_cmd = HOME_Q.copy()
         mujoco.mj_forward(m, d)
         # let objects settle on the table before the first frame
         for _ in range(10):
@@ -296,7 +295,7 @@ class SimEnv(gym.Env):
             d.ctrl[self.kin.arm_act] = q0 + min(1.0, (i + 1) / ramp) * (ik.q - q0)
             mujoco.mj_step(m, d)
         mujoco.mj_forward(m, d)  # kinematics of the final state, for cameras and the measured pose
-        self._q_cmd, self._open_cmd = ik.q.copy(), openness
+        self._q_cmd = ik.q.copy()  # next IK starts from the last solution: continuity
         self.steps += 1
         success = bool(self.task.success(self))
         truncated = self.steps >= self.max_steps and not success

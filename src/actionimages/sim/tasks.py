@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -115,10 +114,6 @@ class Task:
         raise NotImplementedError
 
     # helpers shared by the tasks
-    @staticmethod
-    def occupied_xy(env: SimEnv) -> list[np.ndarray]:
-        return env.task_state.values.setdefault("_occupied", [])
-
     @staticmethod
     def place_clutter(
         env: SimEnv, rng: np.random.Generator, var: Variation, avoid: list[np.ndarray]
@@ -672,11 +667,5 @@ TASKS: tuple[str, ...] = tuple(TASK_CLASSES)
 
 
 def scene_objects_xml(task: Task) -> str:
-    """The task's objects plus the shared clutter pool and the cabinet default class."""
+    """The task's objects plus the shared clutter pool."""
     return task.objects_xml() + "\n" + clutter_xml()
-
-
-def mujoco_quat(yaw: float) -> np.ndarray:
-    q = np.zeros(4)
-    mujoco.mju_axisAngle2Quat(q, np.array([0.0, 0.0, 1.0]), yaw)
-    return q
