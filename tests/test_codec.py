@@ -360,3 +360,42 @@ def test_garbage_images_decode_invalid_without_raising(kind: str) -> None:
     r = codec.decode(img)
     assert not r.valid.any() and np.isnan(r.actions[:, :6]).all()
     assert np.isin(r.actions[:, 6], [0.0, 1.0]).all()
+
+
+def test_interpolation_of_invalid_frames_is_lerp_and_slerp() -> None:
+    from scipy.spatial.transform import Rotation, Slerp
+
+    from actionimages.codec.codec import _interpolate_invalid
+
+    T = 7
+    key = Rotation.from_euler("xyz", [[0.1, 0.2, 0.3], [1.0, -0.5, 2.0]])
+    truth = Slerp([1, 5], key)(np.clip(np.arange(T), 1, 5))  # held constant outside [1, 5]
+    pos = np.zeros((2, T, 3))
+    pos[:, :, 0] = np.clip(np.arange(T), 1, 5)
+    valid = np.zeros((2, T), bool)
+    valid[0, [1, 5]] = True  # batch element 0: two valid frames; element 1: none
+    R = np.where(valid[..., None, None], truth.as_matrix()[None], np.nan)
+    p_in = np.where(valid[..., None], pos, np.nan)
+    p_out, R_out = _interpolate_invalid(p_in, R, valid)
+    np.testing.assert_allclose(p_out[0], pos[0], atol=1e-12)  # lerp inside, nearest outside
+    np.testing.assert_allclose(R_out[0], truth.as_matrix(), atol=1e-9)  # slerp = geodesic
+    assert np.isnan(p_out[1]).all() and np.isnan(R_out[1]).all()  # nothing valid: nothing made up
+
+
+def test_batch_dims_with_per_frame_cameras() -> None:
+    base = rig(48, 2)
+    moving = []
+    for c in base:
+        row = []
+        for t in range(3):
+            c2w = c.cam_to_world.copy()
+            c2w[:3, 3] += [0.03 * t, 0.0, 0.0]
+            row.append(Camera(c.K, c2w, 48, 48))
+        moving.append(row)
+    codec = ActionImageCodec(moving)
+    a = random_actions(6, 9).reshape(2, 3, 7)
+    img = codec.encode(a)
+    assert img.shape == (2, 2, 3, 48, 48, 3)
+    r = codec.decode(img)
+    pos, rot = pose_errors(r.actions, a)
+    assert r.valid.all() and pos.max() < 0.01 and rot.max() < 0.01
