@@ -30,6 +30,7 @@ from actionimages.eval.metrics import load_fvd, load_lpips, pose_errors, psnr, s
 
 IMAGE_MODES = ("joint", "a2v", "a2v_shuffled")
 ACTION_MODES = ("joint", "v2a")
+FOLLOW_MARGIN_DB = 0.5  # a2v must beat the shuffled control by this much PSNR to count as following
 
 
 def _frames01(x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +169,7 @@ def evaluate_generation(
         "a2v_psnr": j,
         "shuffled_psnr": s,
         "psnr_drop_db": (j - s) if j is not None and s is not None else None,
-        "follows_actions": bool(j is not None and s is not None and j > s),
+        "follows_actions": bool(j is not None and s is not None and j - s > FOLLOW_MARGIN_DB),
     }
     result = {
         "checkpoint": str(model_dir),

@@ -202,7 +202,12 @@ def _baseline_table(evals: list[tuple[Path, dict[str, Any]]], run_dir: Path) -> 
 
 
 def _curve_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
-    tagged = [(r["train_step"], r) for _, r in evals if r.get("train_step") is not None]
+    # The world model's learning curve (baselines carry steps too, on their own scale).
+    tagged = [
+        (r["train_step"], r)
+        for _, r in evals
+        if r.get("train_step") is not None and r.get("policy", {}).get("kind") == "action_images"
+    ]
     if not tagged:
         return None
     import matplotlib

@@ -10,6 +10,7 @@ import json
 import multiprocessing as mp
 import os
 import time
+import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -148,12 +149,16 @@ def run_episode(
                 frames.append(tile_rollout_frame(o["images"], preview))
 
         record(obs)
-        success, steps = False, 0
+        success, steps, env_warnings = False, 0, 0
         for steps in range(1, limit + 1):  # noqa: B007 (steps is used after the loop)
             action = np.asarray(policy.act(obs), dtype=np.float64)
             if action.shape not in ((7,), (8,)) or not np.all(np.isfinite(action)):
                 raise ActionImagesError(f"policy returned an invalid action {action!r} (need finite (7,))")
-            obs, _, terminated, truncated, info = env.step(action)
+            with warnings.catch_warnings(record=True) as caught:
+                # The env warns on clipped / unreachable targets; count them instead of flooding the log.
+                warnings.simplefilter("always")
+                obs, _, terminated, truncated, info = env.step(action)
+            env_warnings += len(caught)
             actions.append(action[:7] if action.shape == (7,) else action)
             poses.append(np.asarray(obs["ee_pose"], dtype=np.float64))
             record(obs)
@@ -176,7 +181,8 @@ def run_episode(
             )
     finally:
         env.close()
-    stats = policy.stats() if hasattr(policy, "stats") else {}
+    stats = dict(policy.stats()) if hasattr(policy, "stats") else {}
+    stats["env_warnings"] = env_warnings  # targets the env clipped or its IK could not reach
     return EpisodeResult(
         task=task,
         split=split,
@@ -225,6 +231,7 @@ def summarize(results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
             "replans": int(sum(r.stats.get("replans", 0) for r in rs)),
             "invalid_decodes": int(sum(r.stats.get("invalid_decodes", 0) for r in rs)),
             "invalid_frames": int(sum(r.stats.get("invalid_frames", 0) for r in rs)),
+            "env_warnings": int(sum(r.stats.get("env_warnings", 0) for r in rs)),
         }
         if lat:
             entry["latency_s"] = {
