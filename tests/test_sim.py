@@ -221,6 +221,9 @@ def test_camera_calibration_projects_within_a_pixel(split):
                 vs, us = np.nonzero(mask)
                 uv, depth = cam.project(centre)
                 assert depth > 0
+                r_px = cam.K[0, 0] * env.model.geom_size[gid][0] / depth
+                if mask.sum() < 0.85 * np.pi * r_px**2:  # partly hidden (by the arm): centroid is biased
+                    continue
                 err = np.hypot(us.mean() - uv[0], vs.mean() - uv[1])
                 assert err < 1.0, f"{split} {name}: centroid off projection by {err:.2f} px"
                 checked += 1
