@@ -88,6 +88,8 @@ def damage(images: np.ndarray, kind: str, rng: np.random.Generator, sigma: float
         x[1] = np.roll(x[1], 3, axis=2)
     elif kind == "blank":  # the second view shows nothing
         x[1] = 0.0
+    elif kind == "uint8":  # stored as 8-bit frames and read back
+        x = np.round(x * 255) / 255
     else:
         raise ValueError(kind)
     return np.clip(x, 0.0, 1.0)
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     cases += [(256, 3, "clean"), (256, 4, "clean")]
     for kind in ("noise", "blur", "shift3px", "blank"):
         cases += [(256, 2, kind), (256, 3, kind)]
-    cases += [(64, 2, "noise"), (128, 2, "noise")]
+    cases += [(64, 2, "noise"), (128, 2, "noise"), (64, 2, "uint8"), (256, 2, "uint8")]
     if args.quick:
         cases = [c for c in cases if c[0] != 512]
     if args.throughput_only:
