@@ -223,6 +223,7 @@ class SampleBuilder:
                     1, 0, 2, 3
                 )  # (3, F, H, W) in [0, 255]
                 torch.add(_MINUS_ONE, resized, alpha=1 / 127.5, out=rgb[v])
+                rgb[v].clamp_(-1.0, 1.0)  # resampling weights sum to 1 only up to float rounding
             if episode.is_static(name):
                 cam = episode.cameras[name].crop_resize(W, H)
                 seq = [cam] * F
