@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from actionimages.errors import ActionImagesError
@@ -74,7 +75,9 @@ def run_train(args: argparse.Namespace) -> int:
                 f"config {args.config!r} needs --pretrained (its umT5 text encoder and weights)"
             )
         model = build_model(cfg)
-        if args.vae:
+        if args.vae and cfg.latent.kind != "wan_vae":
+            print(f"note: config {args.config!r} works in pixel space; --vae is ignored", file=sys.stderr)
+        elif args.vae:
             set_vae(model, args.vae)
         elif cfg.latent.kind == "wan_vae" and not args.resume:
             raise ActionImagesError(
@@ -109,6 +112,10 @@ def run_train_vae(args: argparse.Namespace) -> int:
     from actionimages.train import VAETrainConfig, open_source, train_vae
 
     cfg = get_config(args.config)
+    if cfg.latent.kind != "wan_vae":
+        # Pixel-space configs have no learned autoencoder; succeed so pipelines need no special case.
+        print(json.dumps({"vae": None, "note": f"config {args.config!r} has no learned autoencoder"}))
+        return 0
     vcfg = VAETrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -125,8 +132,6 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # `accelerate launch -m actionimages.cli.train --config ...`
-    import sys
-
     from actionimages.cli import main
 
     sys.exit(main(["train", *sys.argv[1:]]))

@@ -218,6 +218,12 @@ CONFIGS: dict[str, ModelConfig] = {
     "tiny-pixel": _TINY.replace(
         name="tiny-pixel",
         latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
+        transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 16, 16)),
+        prediction="x",
+    ),
+    "tiny-pixel-p8": _TINY.replace(
+        name="tiny-pixel-p8",
+        latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
         transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 8, 8)),
         prediction="x",
     ),

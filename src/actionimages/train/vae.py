@@ -38,6 +38,10 @@ class VAETrainConfig:
     warmup: int = 50
     grad_clip: float = 1.0
     kl_weight: float = 1e-6
+    # Decode the posterior mean (a deterministic autoencoder; the KL term only keeps latents tame).
+    # Sampling z ~ q(z|x) with a KL weight this small left the posterior std near its initial 1 and
+    # gave blurry reconstructions (measured: ~14 dB PSNR after 600 steps, vs. the mean's much better).
+    sample_posterior: bool = False
     action_weight: float = 5.0  # extra weight on action-image pixels by blob intensity
     seed: int = 0
     save_every: int = 500
@@ -81,6 +85,33 @@ def random_crop(
     return clips
 
 
+def decode_unclamped(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    """``vae.decode(z)`` without its final clamp to [-1, 1], for training.
+
+    diffusers clamps decoded videos; through a clamp every pixel the decoder overshoots gets no
+    gradient, and a young decoder overshoots a lot (measured: 43% of pixels of a 600-step VAE,
+    stuck at ~14 dB PSNR). Same steps as ``AutoencoderKLWan._decode``: the causal decoder runs one
+    latent frame at a time with its feature cache, then the 2×2 patches are unfolded.
+    """
+    from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    frames = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        frames.append(
+            vae.decoder(
+                x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0
+            )
+        )
+    out = torch.cat(frames, 2)
+    if vae.config.patch_size is not None:
+        out = unpatchify(out, patch_size=vae.config.patch_size)
+    vae.clear_cache()
+    return out
+
+
 def vae_loss(
     vae: AutoencoderKLWan,
     clips: torch.Tensor,
@@ -90,8 +121,10 @@ def vae_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted L1 + MSE reconstruction + KL for clips (N, 3, F, H, W)."""
     post = vae.encode(clips).latent_dist
-    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator).to(post.mean)
-    recon = vae.decode(z).sample
+    z = post.mean
+    if cfg.sample_posterior:
+        z = z + post.std * torch.randn(post.mean.shape, generator=generator).to(post.mean)
+    recon = decode_unclamped(vae, z)
     target = clips
     w = torch.ones_like(target[:, :1])
     blob = ((target + 1) / 2).amax(1, keepdim=True)  # (N, 1, F, H, W), 1 at blob peaks
