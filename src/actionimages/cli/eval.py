@@ -70,6 +70,7 @@ def run_eval(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         image_size=args.image_size,
         extra=extra,
+        threads=args.threads,
     )
     for task, e in res["tasks"].items():
         lo, hi = e["ci95"]
@@ -125,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
     p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")

@@ -257,12 +257,15 @@ def evaluate(
     image_size: int = 128,
     extra: dict[str, Any] | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``spec`` closed-loop on ``tasks`` × ``episodes`` and (if ``out``) write ``out/results.json``.
 
     Returns the results dict: ``{"tasks": {task: {"success_rate", "episodes", "ci95", ...}}, "split",
     "seed", "policy", "episodes": [per-episode records], ...}``. ``workers > 1`` spreads episodes over
     processes; each episode's seed is fixed, so the numbers do not depend on ``workers``.
+    ``threads``: torch threads per process (default: the cores divided among the workers; on a
+    machine shared with other jobs 1 is often much faster, as idle-spinning threads contend).
     """
     from actionimages.sim import SPLITS, TASKS
 
@@ -296,16 +299,25 @@ def evaluate(
     t0 = time.perf_counter()
     results: list[EpisodeResult] = []
     bar = tqdm(total=len(jobs), desc=f"eval {spec.kind} [{split}]", unit="ep", disable=not progress)
+    if threads is not None and threads < 1:
+        raise ActionImagesError(f"threads must be >= 1, got {threads}")
+    per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
-        policy = build_policy(spec)
-        for job in jobs:
-            results.append(run_episode(policy, **job))
-            bar.update(1)
-            bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(per_worker)
+        try:
+            policy = build_policy(spec)
+            for job in jobs:
+                results.append(run_episode(policy, **job))
+                bar.update(1)
+                bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
+        finally:
+            torch.set_num_threads(previous)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")  # torch and MuJoCo/EGL state do not survive fork reliably
-        init = (spec, threads)
+        init = (spec, per_worker)
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init)
         with pool:
             for r in pool.map(_run_job, jobs):
@@ -322,6 +334,7 @@ def evaluate(
         "policy": spec.describe(),
         "image_size": image_size,
         "workers": workers,
+        "threads_per_worker": per_worker,
         "wall_s": round(time.perf_counter() - t0, 2),
         "episodes": [asdict(r) for r in results],
     }
