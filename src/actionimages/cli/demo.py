@@ -199,11 +199,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--task", action="append", help=f"task (repeat; default {' '.join(DEFAULT_TASKS)})")
-    p.add_argument("--episodes", type=int, default=30, help="training demonstrations per task (default 30)")
+    p.add_argument("--episodes", type=int, default=20, help="training demonstrations per task (default 20)")
     p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
-    p.add_argument("--vae-steps", type=int, default=300, help="VAE training steps (default 300)")
-    p.add_argument("--train-steps", type=int, default=600, help="world-model training steps (default 600)")
+    p.add_argument("--vae-steps", type=int, default=150, help="VAE training steps (default 150)")
+    p.add_argument("--train-steps", type=int, default=200, help="world-model training steps (default 200)")
     p.add_argument("--batch-size", type=int, default=8, help="world-model batch size (default 8)")
     p.add_argument(
         "--baseline-minutes", type=float, default=3.0,
