@@ -14,6 +14,15 @@ from actionimages.eval.baselines.common import chunk_targets, chunk_to_actions, 
 sim = pytest.importorskip("actionimages.sim")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tests run two per machine (pytest -n 2) on 2 cores: more torch threads only spin and contend.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def collect(root, task="reach_target", episodes=3, size=64):
     """Expert demonstrations in the dataset format (actions[t] = pose at frame t + gripper command)."""
     from actionimages.data import DatasetWriter, Episode
