@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,12 +33,17 @@ DEFAULT_TASKS = ("reach_target", "push_button")
 STAGES = ("codec", "collect", "vae", "train", "baselines", "eval", "generation", "report")
 
 
-def _cli(args: list[str]) -> None:
-    """Run one ``actionimages`` subcommand in a fresh process (isolates torch/accelerate state)."""
+def _cli(args: list[str], threads: int = 1) -> None:
+    """Run one ``actionimages`` subcommand in a fresh process (isolates torch/accelerate state).
+
+    ``threads`` caps OpenMP/MKL threads: on a small CPU shared with other work, idle-spinning
+    threads made training ~8× slower than one thread (see docs/results/eval.md).
+    """
     code = "import sys; from actionimages.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, *args]
-    print(f"\n$ actionimages {' '.join(args)}", flush=True)
-    proc = subprocess.run(cmd)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    print(f"\n$ OMP_NUM_THREADS={threads} actionimages {' '.join(args)}", flush=True)
+    proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
         raise ActionImagesError(
             f"stage command failed (exit {proc.returncode}): actionimages {' '.join(args)}"
@@ -52,6 +58,9 @@ class Demo:
         self.tasks = args.task or list(DEFAULT_TASKS)
         self.data = self.out / "data"
 
+    def _run(self, args: list[str]) -> None:
+        _cli(args, self.a.threads)
+
     def done(self, stage: str) -> bool:
         return (self.marks / f"{stage}.json").is_file()
 
@@ -64,7 +73,7 @@ class Demo:
 
     # ------------------------------------------------------------- stages
     def codec(self) -> None:
-        _cli(["codec", "demo", "--out", str(self.out / "codec"), "--size", "128", "--frames", "21"])
+        self._run(["codec", "demo", "--out", str(self.out / "codec"), "--size", "128", "--frames", "21"])
 
     def collect(self) -> None:
         import shutil
@@ -76,7 +85,7 @@ class Demo:
             args = ["collect", "--out", str(self.data / split), "--split", split, "--episodes", str(n)]
             for t in self.tasks:
                 args += ["--task", t]
-            _cli(args + common + ["--seed", str(self.a.seed + (0 if split == "train" else 10_000))])
+            self._run(args + common + ["--seed", str(self.a.seed + (0 if split == "train" else 10_000))])
 
     def _has_vae(self) -> bool:
         from actionimages.model import get_config
@@ -87,7 +96,7 @@ class Demo:
         if not self._has_vae():
             print(f"config {self.a.config!r} works in pixel space: no VAE to train")
             return
-        _cli(
+        self._run(
             ["train-vae", "--config", self.a.config, "--data", str(self.data / "train"),
              "--out", str(self.out / "vae_run"), "--steps", str(self.a.vae_steps), "--seed", str(self.a.seed)]
         )  # fmt: skip
@@ -103,7 +112,7 @@ class Demo:
             args += ["--vae", str(self.out / "vae_run" / "vae")]
         if (self.out / "world_model" / "checkpoints").is_dir():
             args.append("--resume")
-        _cli(args)
+        self._run(args)
 
     def baselines(self) -> None:
         minutes = self.a.baseline_minutes
@@ -111,7 +120,7 @@ class Demo:
             rec = json.loads((self.marks / "train.json").read_text())
             minutes = max(0.5, rec["seconds"] / 60.0)
         for kind in ("bc", "lowdim"):
-            _cli(
+            self._run(
                 ["baseline", "train", "--kind", kind, "--data", str(self.data / "train"),
                  "--out", str(self.out / "baselines" / kind), "--minutes", f"{minutes:.2f}",
                  "--seed", str(self.a.seed)]
@@ -126,7 +135,7 @@ class Demo:
         args += ["--image-size", str(self.a.image_size), "--label", name]
         for t in tasks:
             args += ["--task", t]
-        _cli(args)
+        self._run(args)
 
     def eval(self) -> None:
         model = ["--checkpoint", str(self.out / "world_model"), "--num-steps", str(self.a.num_steps)]
@@ -147,7 +156,7 @@ class Demo:
             )  # fmt: skip
 
     def generation(self) -> None:
-        _cli(
+        self._run(
             ["eval-generation", "--checkpoint", str(self.out / "world_model"),
              "--data", str(self.data / "heldout"),
              "--out", str(self.out / "generation"), "--episodes", str(self.a.generation_episodes),
@@ -155,7 +164,7 @@ class Demo:
         )  # fmt: skip
 
     def report(self) -> None:
-        _cli(["report", str(self.out)])
+        self._run(["report", str(self.out)])
 
     def run(self) -> int:
         chosen = [s for s in STAGES if s not in (self.a.skip or [])]
@@ -202,12 +211,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=20, help="training demonstrations per task (default 20)")
     p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
-    p.add_argument("--vae-steps", type=int, default=150, help="VAE training steps (default 150)")
-    p.add_argument("--train-steps", type=int, default=200, help="world-model training steps (default 200)")
+    p.add_argument("--vae-steps", type=int, default=400, help="VAE training steps (default 400)")
+    p.add_argument("--train-steps", type=int, default=400, help="world-model training steps (default 400)")
     p.add_argument("--batch-size", type=int, default=8, help="world-model batch size (default 8)")
     p.add_argument(
-        "--baseline-minutes", type=float, default=3.0,
-        help="training minutes per baseline (default 3; give 0 for the world model's measured time)",
+        "--baseline-minutes", type=float, default=2.5,
+        help="training minutes per baseline (default 2.5; 0: the world model's measured training time)",
     )  # fmt: skip
     p.add_argument("--eval-episodes", type=int, default=10, help="closed-loop episodes per task and split")
     p.add_argument(
@@ -217,6 +226,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
     p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="OpenMP threads per process (default 1)")
     p.add_argument("--skip", nargs="+", help=f"stages to skip ({', '.join(STAGES)})")
     p.add_argument("--fresh", action="store_true", help="forget finished stages (outputs are overwritten)")
     p.set_defaults(func=run_demo)

@@ -264,7 +264,8 @@ def evaluate(
     Returns the results dict: ``{"tasks": {task: {"success_rate", "episodes", "ci95", ...}}, "split",
     "seed", "policy", "episodes": [per-episode records], ...}``. ``workers > 1`` spreads episodes over
     processes; each episode's seed is fixed, so the numbers do not depend on ``workers``.
-    ``threads``: torch threads per process (default: the cores divided among the workers; on a
+    ``threads``: torch threads per process (default: ``$OMP_NUM_THREADS`` if set, else the cores
+    divided among the workers; on a
     machine shared with other jobs 1 is often much faster, as idle-spinning threads contend).
     """
     from actionimages.sim import SPLITS, TASKS
@@ -301,7 +302,9 @@ def evaluate(
     bar = tqdm(total=len(jobs), desc=f"eval {spec.kind} [{split}]", unit="ep", disable=not progress)
     if threads is not None and threads < 1:
         raise ActionImagesError(f"threads must be >= 1, got {threads}")
-    per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+    env_threads = os.environ.get("OMP_NUM_THREADS", "")
+    default = int(env_threads) if env_threads.isdigit() and int(env_threads) > 0 else None
+    per_worker = threads or default or max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
         import torch
 
