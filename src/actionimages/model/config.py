@@ -2,12 +2,17 @@
 
 ``CONFIGS`` maps a name to a :class:`ModelConfig`:
 
-- ``tiny``: 2 views, 9 frames at 64², a small Wan-2.2-style VAE (16× spatial, 4× temporal) that
-  we train on our own data, a ~7M-parameter Wan transformer and a hashed-n-gram text encoder.
-  Trains on a 2-core CPU in minutes; one joint-mode ``generate`` call is a fraction of a second.
-- ``tiny-pixel``: the same transformer in pixel space (no learned autoencoder): frames are
-  folded 4× in time like the VAE does, patches are 8×8 pixels, and the network predicts the
-  clean sample (x-prediction), as pixel-space diffusion transformers do. Kept for comparison.
+- ``tiny``: 2 views, 9 frames at 64², a small Wan-2.2-style VAE (16× spatial, 4× temporal,
+  option (a)) that we train on our own data (``actionimages train-vae``), a 6.2M-parameter Wan
+  transformer over 48 tokens and a hashed-n-gram text encoder. The world model trains at ~44
+  samples/s on one CPU thread and a joint-mode ``generate`` call takes ~0.2 s; the catch, measured
+  in docs/results/model.md, is that the VAE learns slowly from scratch (train it once, long, on
+  pooled data; it is task-agnostic).
+- ``tiny-pixel``: option (b), the same transformer in pixel space with no learned autoencoder:
+  frames are folded 4× in time like the VAE does, patches are 16×16 pixels (192 tokens), and the
+  network predicts the clean sample (x-prediction), as pixel-space diffusion transformers do.
+  No VAE stage, ~5× slower training per sample, ~0.3 s per ``generate``.
+- ``tiny-pixel-p8``: option (b) with 8×8 patches (768 tokens); measured too slow for a CPU policy.
 - ``micro``: a few-hundred-kilobyte model for tests and smoke runs.
 - ``small``: 128², a wider/deeper transformer, same kind of VAE.
 - ``wan2.2-ti2v-5b``: the real Wan 2.2 TI2V-5B architecture (transformer 4,999,787,712
