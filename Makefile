@@ -29,15 +29,21 @@ demo: venv
 	$(VENV)/bin/actionimages demo --out outputs/demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
+# Benchmarks write their tables under docs/results/ (see docs/RESULTS.md for the full commands).
 bench: venv
-	$(PY) benchmarks/codec.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/codec.py --quick
+	OMP_NUM_THREADS=1 $(PY) benchmarks/sim.py --seeds 20
+	OMP_NUM_THREADS=1 $(PY) benchmarks/data.py --quick
+	OMP_NUM_THREADS=1 $(PY) benchmarks/model.py speed --config tiny
+	OMP_NUM_THREADS=1 $(PY) benchmarks/model.py sample --config tiny --num-steps 8
+	OMP_NUM_THREADS=1 $(PY) benchmarks/policy.py --calls 5 --steps 4 8 --threads 1
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
