@@ -30,7 +30,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
