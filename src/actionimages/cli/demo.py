@@ -212,7 +212,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
     p.add_argument("--vae-steps", type=int, default=400, help="VAE training steps (default 400)")
-    p.add_argument("--train-steps", type=int, default=1000, help="world-model training steps (default 1000)")
+    p.add_argument("--train-steps", type=int, default=400, help="world-model training steps (default 400)")
     p.add_argument("--batch-size", type=int, default=8, help="world-model batch size (default 8)")
     p.add_argument(
         "--baseline-minutes", type=float, default=2.5,
