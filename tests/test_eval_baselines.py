@@ -23,45 +23,6 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def collect(root, task="reach_target", episodes=3, size=64):
-    """Expert demonstrations in the dataset format (actions[t] = pose at frame t + gripper command)."""
-    from actionimages.data import DatasetWriter, Episode
-
-    with DatasetWriter(root, fps=10) as w:
-        for i in range(episodes):
-            env = sim.make_env(
-                task, split="train", seed=100 + i, image_size=size, cameras=["front", "overhead"]
-            )
-            expert = sim.scripted_expert(env)
-            obs, _ = env.reset(seed=100 + i)
-            frames = {c: [obs["images"][c]] for c in obs["images"]}
-            poses, grip = [obs["ee_pose"]], []
-            for _ in range(env.max_steps):
-                a = expert.act(obs)
-                grip.append(a[6])
-                obs, _, term, trunc, info = env.step(a)
-                for c in frames:
-                    frames[c].append(obs["images"][c])
-                poses.append(obs["ee_pose"])
-                if term or trunc:
-                    break
-            grip.append(grip[-1])
-            acts = np.array(poses)
-            acts[:, 6] = grip
-            ep = Episode(
-                frames={c: np.stack(f) for c, f in frames.items()},
-                cameras=dict(obs["cameras"]),
-                actions=acts,
-                state=np.array(poses),
-                instruction=obs["instruction"],
-                task=task,
-                info={"seed": 100 + i, "split": "train", "success": bool(info.get("success"))},
-            )
-            w.add_episode(ep)
-            env.close()
-    return root
-
-
 def test_chunk_parametrisation_roundtrip():
     rng = np.random.default_rng(0)
     cur = np.array([0.4, 0.1, 0.3, np.pi - 0.1, 0.05, 0.3, 1.0])
@@ -80,11 +41,11 @@ def test_chunk_parametrisation_roundtrip():
 
 
 @pytest.mark.parametrize("kind", ["bc", "lowdim"])
-def test_baseline_train_resume_and_evaluate(tmp_path, kind):
+def test_baseline_train_resume_and_evaluate(tmp_path, kind, expert_demos):
     from actionimages.eval.baselines import load_baseline_policy, train_baseline
     from actionimages.eval.runner import PolicySpec, detect_kind, evaluate
 
-    data = collect(tmp_path / "demos", episodes=2)
+    data = expert_demos(tmp_path / "demos", episodes=2)
     run = tmp_path / kind
     torch.manual_seed(0)
     meta = train_baseline(kind, data, run, max_steps=2, batch_size=2, checkpoint_every=1, progress=False)

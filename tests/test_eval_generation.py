@@ -20,13 +20,11 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def test_eval_generation_runs_all_modes(tmp_path):
-    from test_eval_baselines import collect
-
+def test_eval_generation_runs_all_modes(tmp_path, expert_demos):
     from actionimages.eval.generation import evaluate_generation
     from actionimages.model import build_model
 
-    data = collect(tmp_path / "heldout", episodes=2, size=64)
+    data = expert_demos(tmp_path / "heldout", episodes=2, size=64)
     torch.manual_seed(0)
     ckpt = tmp_path / "model"
     build_model("tiny").save_pretrained(str(ckpt), safe_serialization=True)
