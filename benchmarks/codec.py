@@ -23,7 +23,7 @@ import torch
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from actionimages.codec import ActionImageCodec, Camera
+from actionimages.codec import ActionImageCodec, Camera, camera_ring
 from actionimages.codec.poses import euler_to_matrix, rotation_angle_between, semantic_points
 from actionimages.codec.reference import ReleaseDecoder
 
@@ -32,16 +32,8 @@ WORKSPACE_HALF = 0.3  # a 0.6 m cube
 
 
 def make_rig(size: int, views: int) -> list[Camera]:
-    """``views`` cameras 1.5 m from the workspace centre, spread in azimuth, all looking at it."""
-    cams = []
-    for i in range(views):
-        az = np.deg2rad(-60 + 120 * i / max(views - 1, 1)) if views > 1 else 0.0
-        el = np.deg2rad(30 + 10 * (i % 2))
-        eye = WORKSPACE_CENTER + 1.5 * np.array(
-            [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]
-        )
-        cams.append(Camera.look_at(eye, WORKSPACE_CENTER, fov_y_deg=52, width=size, height=size))
-    return cams
+    """``views`` cameras 1.5 m from the workspace centre, spread over 120° of azimuth, all looking at it."""
+    return camera_ring(WORKSPACE_CENTER, WORKSPACE_CENTER, views, 1.5, 120, 30, 10, 52, size)
 
 
 def sample_actions(codec: ActionImageCodec, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from actionimages.codec import (
     ActionImageCodec,
     Camera,
+    camera_ring,
     euler_to_matrix,
     matrix_to_euler,
     rotation_angle_between,
@@ -23,15 +24,7 @@ LOOK_AT = np.array([0.62, 0.0, 0.33])  # the middle of the demo trajectory
 
 def demo_cameras(size: int, views: int) -> list[Camera]:
     """``views`` calibrated cameras 1.3 m from the workspace, spread over 150° of azimuth."""
-    cams = []
-    for i in range(views):
-        az = np.deg2rad(-75 + 150 * i / max(views - 1, 1)) if views > 1 else 0.0
-        el = np.deg2rad(35 + 8 * (i % 2))
-        eye = WORKSPACE_CENTER + 1.3 * np.array(
-            [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]
-        )
-        cams.append(Camera.look_at(eye, LOOK_AT, fov_y_deg=30, width=size, height=size))
-    return cams
+    return camera_ring(WORKSPACE_CENTER, LOOK_AT, views, 1.3, 150, 35, 8, 30, size)
 
 
 def demo_trajectory(frames: int = 41) -> np.ndarray:

@@ -234,3 +234,28 @@ def center_crop_box(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[flo
         cw = float(src_w)
         ch = src_w / target
     return (src_w - cw) / 2.0, (src_h - ch) / 2.0, cw, ch
+
+
+def camera_ring(
+    centre: np.ndarray,
+    look_at: np.ndarray,
+    views: int,
+    radius: float,
+    azimuth_span_deg: float,
+    elevation_deg: float,
+    elevation_step_deg: float,
+    fov_y_deg: float,
+    size: int,
+) -> list[Camera]:
+    """``views`` square cameras ``radius`` from ``centre``, spread evenly over ``azimuth_span_deg``
+    around the x axis, at ``elevation_deg`` (odd views ``elevation_step_deg`` higher), all looking at
+    ``look_at``. A calibrated rig for demos and benchmarks."""
+    centre, look_at = np.asarray(centre, dtype=np.float64), np.asarray(look_at, dtype=np.float64)
+    cams = []
+    for i in range(views):
+        frac = i / (views - 1) - 0.5 if views > 1 else 0.0
+        az = np.deg2rad(azimuth_span_deg * frac)
+        el = np.deg2rad(elevation_deg + elevation_step_deg * (i % 2))
+        eye = centre + radius * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+        cams.append(Camera.look_at(eye, look_at, fov_y_deg=fov_y_deg, width=size, height=size))
+    return cams
