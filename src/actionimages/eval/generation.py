@@ -59,7 +59,6 @@ def evaluate_generation(
     """
     from actionimages.codec import ActionImageCodec
     from actionimages.data import DatasetReader
-    from actionimages.data.sample import SampleBuilder
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import decode_actions, generate, load_model
     from actionimages.model.sampling import batch_cameras
@@ -78,15 +77,7 @@ def evaluate_generation(
     if len(chosen) < 2:
         raise ActionImagesError("episodes must be >= 2 (the shuffled control pairs episodes)")
     names = list(views) if views else list(reader.cameras)[: cfg.num_views]
-    builder = SampleBuilder(
-        num_frames=cfg.num_frames,
-        stride=stride,
-        num_views=cfg.num_views,
-        height=cfg.height,
-        width=cfg.width,
-        training=False,
-        views=names,
-    )
+    builder = cfg.sample_builder(stride=stride, training=False, views=names)
     lpips, lp_av = load_lpips(weights)
     fvd, fvd_av = load_fvd(weights)
     notes = []

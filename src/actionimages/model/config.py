@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionimages.errors import ActionImagesError
+
+if TYPE_CHECKING:  # data imports torch and the codec; keep configs importable without them
+    from actionimages.data.sample import SampleBuilder
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,22 @@ class ModelConfig:
     def num_tokens(self) -> int:
         h, w = self.token_hw
         return self.num_segments * self.latent_frames * h * w
+
+    def sample_builder(
+        self, stride: int = 1, training: bool = False, views: list[str] | None = None
+    ) -> SampleBuilder:
+        """The data ``SampleBuilder`` that makes this model's clips (F, V, H×W from the config)."""
+        from actionimages.data.sample import SampleBuilder
+
+        return SampleBuilder(
+            num_frames=self.num_frames,
+            stride=stride,
+            num_views=self.num_views,
+            height=self.height,
+            width=self.width,
+            training=training,
+            views=views,
+        )
 
     # ------------------------------------------------------------ serialise
     def to_dict(self) -> dict[str, Any]:

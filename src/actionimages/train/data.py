@@ -66,18 +66,11 @@ def open_source(
     path = Path(spec)
     if not path.exists():
         raise ActionImagesError(f"--data {spec}: no such dataset directory")
-    from actionimages.data import ClipDataset, SampleBuilder
+    from actionimages.data import ClipDataset
     from actionimages.data import open_source as open_episodes
 
     episodes = open_episodes(path)
-    builder = SampleBuilder(
-        num_frames=cfg.num_frames,
-        stride=stride,
-        num_views=cfg.num_views,
-        height=cfg.height,
-        width=cfg.width,
-        training=True,
-    )
+    builder = cfg.sample_builder(stride=stride, training=True)
     return ClipDataset(episodes, builder, samples_per_epoch=len(episodes) * clips_per_episode, seed=seed)
 
 
