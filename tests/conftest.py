@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from actionimages.cli import main
 
@@ -25,3 +26,16 @@ def expert_demos() -> Callable[..., Path]:
         return Path(root)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread per test process.
+
+    The suite runs two processes (pytest -n 2) on 2 cores; more threads only spin and contend
+    (measured: a VAE training step 0.6 s with one thread, 3-20 s with two under load).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -14,15 +14,6 @@ from actionimages.eval.baselines.common import chunk_targets, chunk_to_actions, 
 sim = pytest.importorskip("actionimages.sim")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tests run two per machine (pytest -n 2) on 2 cores: more torch threads only spin and contend.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_chunk_parametrisation_roundtrip():
     rng = np.random.default_rng(0)
     cur = np.array([0.4, 0.1, 0.3, np.pi - 0.1, 0.05, 0.3, 1.0])

@@ -11,15 +11,6 @@ import torch
 sim = pytest.importorskip("actionimages.sim")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tests run two per machine (pytest -n 2) on 2 cores: more torch threads only spin and contend.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_eval_generation_runs_all_modes(tmp_path, expert_demos):
     from actionimages.eval.generation import evaluate_generation
     from actionimages.model import build_model

@@ -34,16 +34,6 @@ WAN22_TRANSFORMER_PARAMS = 4_999_787_712  # diffusers WanTransformer3DModel, TI2
 WAN22_VAE_PARAMS = 704_688_668
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core machine, two intra-op threads per test process oversubscribe the CPU
-    # (measured: a VAE step 0.6 s with one thread, 3-20 s with two under load).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def micro():
     torch.manual_seed(0)

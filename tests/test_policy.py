@@ -16,15 +16,6 @@ from actionimages.policy.observation import batch_of_one, observation_sample
 sim = pytest.importorskip("actionimages.sim")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tests run two per machine (pytest -n 2) on 2 cores: more torch threads only spin and contend.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_expert_scores_through_the_runner_deterministically(tmp_path):
     out = tmp_path / "expert"
     res = evaluate(

@@ -31,16 +31,6 @@ from actionimages.train import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core machine, two intra-op threads per test process oversubscribe the CPU
-    # (measured: a VAE step 0.6 s with one thread, 3-20 s with two under load).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _trainer(out: Path, steps: int, batch: int = 2, n: int = 4, seed: int = 0, **kw) -> Trainer:
     torch.manual_seed(seed)
     model = build_model("micro")
