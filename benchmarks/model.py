@@ -84,7 +84,7 @@ def bench_sample(a: argparse.Namespace) -> dict:
             decode_action_poses=False,
         )
         t1 = time.perf_counter()
-        decode_actions(full, g.action_images)
+        decode_actions(full, g.action_images, model.spec.action_sigma_frac)
         t2 = time.perf_counter()
         if i:  # the first call pays one-off costs
             times["generate"].append(t1 - t0)
@@ -147,8 +147,8 @@ def bench_autoencoder(a: argparse.Namespace) -> dict:
         rec[key] = torch.cat([space.decode(space.encode(c)) for c in x.split(8)]).unflatten(0, (b, v))
     dt = time.perf_counter() - t0
     mask = batch["frame_valid"] & batch["has_actions"][:, None]
-    acts_gt, valid_gt = decode_actions(batch, batch["action_images"])
-    acts_rec, valid_rec = decode_actions(batch, rec["action_images"])
+    acts_gt, valid_gt = decode_actions(batch, batch["action_images"], model.spec.action_sigma_frac)
+    acts_rec, valid_rec = decode_actions(batch, rec["action_images"], model.spec.action_sigma_frac)
     return {
         "bench": "autoencoder",
         "config": a.config,

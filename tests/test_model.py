@@ -49,7 +49,9 @@ def batch():
 def test_registry_names_and_layout():
     assert {"tiny", "small", "wan2.2-ti2v-5b"} <= set(CONFIGS)
     tiny = CONFIGS["tiny"]
-    assert tiny.num_segments == 4 and tiny.latent_frames == 3 and tiny.token_hw == (2, 2)
+    # tiny keeps every frame (no temporal fold) and draws wider blobs than METHOD's 0.05
+    assert tiny.num_segments == 4 and tiny.latent_frames == tiny.num_frames == 5 and tiny.token_hw == (2, 2)
+    assert tiny.action_sigma_frac > 0.05 and tiny.sample_builder().sigma_frac == tiny.action_sigma_frac
     big = CONFIGS["wan2.2-ti2v-5b"]
     assert big.latent_frames == 11 and big.num_segments == 4 and big.text.kind == "umt5"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -60,7 +62,9 @@ def test_config_roundtrip_and_validation():
     cfg = CONFIGS["tiny-pixel"]
     assert type(cfg).from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ActionImagesError, match="1 \\+ 4k"):
-        get_config("tiny", num_frames=8)
+        get_config("small", num_frames=8)
+    with pytest.raises(ActionImagesError, match="action_sigma_frac"):
+        get_config("tiny", action_sigma_frac=0.0)
     with pytest.raises(ActionImagesError, match="multiples"):
         get_config("tiny", height=72)
     with pytest.raises(ActionImagesError, match="unknown model config"):

@@ -95,7 +95,8 @@ def test_action_image_policy_executes_valid_prefix_or_holds(tiny_checkpoint):
     for _ in range(5):
         a = policy.act(obs)
         plan = policy.last_plan
-        assert plan is not None and plan["actions"].shape == (9, 7) and plan["valid"].shape == (9,)
+        F = policy.cfg.num_frames
+        assert plan is not None and plan["actions"].shape == (F, 7) and plan["valid"].shape == (F,)
         stats = policy.stats()
         if stats["invalid_decodes"] > invalid_before:  # a fresh invalid plan: hold
             np.testing.assert_allclose(a, obs["ee_pose"][:7])

@@ -127,7 +127,7 @@ def evaluate_generation(
                 videos[mode].append(g.rgb[0])
             if mode in ACTION_MODES:
                 try:
-                    acts, ok = decode_actions(b, g.action_images)
+                    acts, ok = decode_actions(b, g.action_images, cfg.action_sigma_frac)
                     acts, ok = acts[0].double().numpy(), ok[0].numpy().astype(bool)
                 except (RuntimeError, ActionImagesError):
                     acts, ok = np.full_like(gt_act, np.nan), np.zeros(len(gt_act), dtype=bool)

@@ -2,19 +2,19 @@
 
 ``CONFIGS`` maps a name to a :class:`ModelConfig`:
 
-- ``tiny``: 2 views, 9 frames at 64², a small Wan-2.2-style VAE (16× spatial, 4× temporal,
-  option (a)) that we train on our own data (``actionimages train-vae``), a 6.2M-parameter Wan
-  transformer over 48 tokens and a hashed-n-gram text encoder. The world model trains at ~44
-  samples/s on one CPU thread and a joint-mode ``generate`` call takes ~0.2 s; the catch, measured
-  in docs/results/model.md, is that the VAE learns slowly from scratch (train it once, long, on
-  pooled data; it is task-agnostic).
-- ``tiny-pixel``: option (b), the same transformer in pixel space with no learned autoencoder:
+- ``tiny``: the CPU policy. 2 views, 1 + 4 frames at 64², a small Wan-2.2-style VAE (8× spatial,
+  no temporal compression, z_dim 16) trained on our own data (``actionimages train-vae``), a
+  6.2M-parameter Wan transformer with 4×4 patches over 80 tokens, a hashed-n-gram text encoder,
+  and action-image blobs of σ = 0.10·64 px. Why each choice, and the 16×/4× design it replaced,
+  are measured in docs/results/model.md.
+- ``tiny-pixel``: option (b), a transformer of tiny's size in pixel space (9 frames, METHOD's σ)
+  with no learned autoencoder:
   frames are folded 4× in time like the VAE does, patches are 16×16 pixels (192 tokens), and the
   network predicts the clean sample (x-prediction), as pixel-space diffusion transformers do.
   No VAE stage, ~5× slower training per sample, ~0.3 s per ``generate``.
 - ``tiny-pixel-p8``: option (b) with 8×8 patches (768 tokens); measured too slow for a CPU policy.
 - ``micro``: a few-hundred-kilobyte model for tests and smoke runs.
-- ``small``: 128², a wider/deeper transformer, same kind of VAE.
+- ``small``: 128², 9 frames, a wider/deeper transformer, a 16×/4× Wan 2.2-style VAE.
 - ``wan2.2-ti2v-5b``: the real Wan 2.2 TI2V-5B architecture (transformer 4,999,787,712
   parameters; VAE base_dim 160, z_dim 48; umT5-XXL text encoder, text_dim 4096). Weights come
   from a diffusers-format directory (``pretrained``), fine-tuned fully or with LoRA.
@@ -128,6 +128,9 @@ class ModelConfig:
     transformer: TransformerSpec = field(default_factory=TransformerSpec)
     latent: LatentSpec = field(default_factory=LatentSpec)
     text: TextSpec = field(default_factory=TextSpec)
+    # Action-image blob width as a fraction of min(H, W). METHOD.md fixes 0.05 (25.6 px at 512²);
+    # low-resolution CPU configs may widen it so blobs survive a 16× autoencoder (ours).
+    action_sigma_frac: float = 0.05
     camera_dim: int = 64  # width of the shared Plücker-ray encoder
     plucker_subgrid: int = 4  # Plücker rays sampled on a (sub × sub) grid inside each token
     prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
@@ -162,6 +165,8 @@ class ModelConfig:
             raise ActionImagesError("the temporal patch must be 1 (each latent frame is masked on its own)")
         if tr.text_dim != self.text.dim:
             raise ActionImagesError(f"transformer.text_dim {tr.text_dim} != text.dim {self.text.dim}")
+        if not 0 < self.action_sigma_frac < 0.5:
+            raise ActionImagesError(f"action_sigma_frac must be in (0, 0.5), got {self.action_sigma_frac}")
         if lat.kind == "pixel" and self.latent.spatial != 1:
             raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")
 
@@ -208,6 +213,7 @@ class ModelConfig:
             width=self.width,
             training=training,
             views=views,
+            sigma_frac=self.action_sigma_frac,
         )
 
     # ------------------------------------------------------------ serialise
@@ -235,24 +241,38 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-_TINY = ModelConfig(name="tiny")
+# CPU scale (ours, measured in docs/results/model.md): the sim moves the gripper ~25 mm per control
+# step, so a 4× temporal fold puts four far-apart blobs in one latent frame, and a 16× VAE trained
+# from scratch put them back 40–100 mm wrong. `tiny` keeps every frame (the Wan VAE class with no
+# temporal downsampling), compresses 8× in space (it learns ~10× faster than 16× from scratch),
+# lets the transformer's 4×4 patches make the 2×2 tokens per frame, predicts 1 + 4 frames, and
+# draws blobs wider than METHOD's 0.05 so the small latent holds them.
+_TINY = ModelConfig(
+    name="tiny",
+    num_frames=5,
+    transformer=TransformerSpec(patch_size=(1, 4, 4)),
+    latent=LatentSpec(
+        z_dim=16, dim_mult=(1, 2, 2), temporal_downsample=(False, False), spatial=8, temporal=1
+    ),
+    action_sigma_frac=0.10,
+)
 
 CONFIGS: dict[str, ModelConfig] = {
     "tiny": _TINY,
-    "tiny-pixel": _TINY.replace(
+    "tiny-pixel": ModelConfig(
         name="tiny-pixel",
         latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
-        transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 16, 16)),
+        transformer=TransformerSpec(patch_size=(1, 16, 16)),
         prediction="x",
     ),
-    "tiny-pixel-p8": _TINY.replace(
+    "tiny-pixel-p8": ModelConfig(
         name="tiny-pixel-p8",
         latent=LatentSpec(kind="pixel", spatial=1, temporal=4, patch_size=None),
-        transformer=dataclasses.replace(_TINY.transformer, patch_size=(1, 8, 8)),
+        transformer=TransformerSpec(patch_size=(1, 8, 8)),
         prediction="x",
     ),
     # For tests and smoke runs only: trains in seconds, learns little.
-    "micro": _TINY.replace(
+    "micro": ModelConfig(
         name="micro",
         transformer=TransformerSpec(
             num_attention_heads=2, attention_head_dim=32, num_layers=2, ffn_dim=128, text_dim=32, freq_dim=32

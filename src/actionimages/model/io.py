@@ -148,11 +148,12 @@ def set_vae(model: WorldActionModel, vae: AutoencoderKLWan | str | Path) -> None
     spec = model.spec.latent
     if spec.kind != "wan_vae":
         raise ActionImagesError(f"config {model.spec.name!r} has no VAE (latent kind {spec.kind!r})")
-    got = (vae.config.z_dim, vae.config.base_dim, vae.config.scale_factor_spatial, vae.config.patch_size)
-    want = (spec.z_dim, spec.base_dim, spec.spatial, spec.patch_size)
+    c = vae.config
+    got = (c.z_dim, c.base_dim, c.scale_factor_spatial, c.scale_factor_temporal, c.patch_size)
+    want = (spec.z_dim, spec.base_dim, spec.spatial, spec.temporal, spec.patch_size)
     if got != want:
         raise ActionImagesError(
-            f"VAE (z_dim, base_dim, spatial, patch) {got} does not match the config's {want}"
+            f"VAE (z_dim, base_dim, spatial, temporal, patch) {got} does not match the config's {want}"
         )
     space = LatentSpace(spec, vae=vae).to(model.device)
     mean, std = vae.config.get("latents_mean"), vae.config.get("latents_std")

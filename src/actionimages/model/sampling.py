@@ -69,9 +69,11 @@ def batch_cameras(batch: Mapping[str, Any], index: int) -> list[Camera] | list[l
 
 
 def decode_actions(
-    batch: Mapping[str, Any], action_images: torch.Tensor
+    batch: Mapping[str, Any], action_images: torch.Tensor, sigma_frac: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codec-decode action videos (B, V, 3, F, H, W) in [-1, 1] -> actions (B, F, 7), valid (B, F).
+
+    ``sigma_frac`` is the blob width the images were drawn with (the model's ``action_sigma_frac``).
 
     A sample whose action video the codec cannot decode at all (it raises a ``RuntimeError``,
     e.g. a singular peak fit on a badly generated image) gets NaN actions and ``valid`` False,
@@ -82,7 +84,7 @@ def decode_actions(
     acts, valid = [], []
     f = action_images.shape[3]
     for i in range(action_images.shape[0]):
-        codec = action_codec(batch_cameras(batch, i))
+        codec = action_codec(batch_cameras(batch, i), sigma_frac)
         imgs = ((action_images[i].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)  # (V, F, H, W, 3)
         try:
             res = codec.decode(imgs.cpu())
@@ -214,7 +216,7 @@ def generate(
     out_streams = out_streams.unflatten(1, (cfg.num_views, 2))
     rgb, act = out_streams[:, :, 0], out_streams[:, :, 1]
     if decode_action_poses:
-        actions, valid = decode_actions(full, act)
+        actions, valid = decode_actions(full, act, cfg.action_sigma_frac)
     else:
         actions = torch.full((b, cfg.num_frames, 7), float("nan"))
         valid = torch.zeros(b, cfg.num_frames, dtype=torch.bool)

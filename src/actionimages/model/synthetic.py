@@ -19,13 +19,13 @@ from actionimages.model.config import ModelConfig
 CAMERA_NAMES = ("front", "side", "top", "back")
 
 
-def action_codec(cameras):
+def action_codec(cameras, sigma_frac: float = 0.05):
     """The project's :class:`ActionImageCodec` for ``cameras`` (imported late: it is a sibling package)."""
     try:
         from actionimages.codec import ActionImageCodec
     except ImportError:  # exported from the package once the codec lands there
         from actionimages.codec.codec import ActionImageCodec
-    return ActionImageCodec(cameras)
+    return ActionImageCodec(cameras, sigma_frac=sigma_frac)
 
 
 def synthetic_sample(
@@ -37,7 +37,7 @@ def synthetic_sample(
     cams: list[Camera] = list(default_cameras(cfg.width, cfg.height, CAMERA_NAMES[: cfg.num_views]).values())
     actions = synthetic_actions(cfg.num_frames, seed=seed)
     rgb = np.stack([np.stack([render_ball(c, a[:3]) for a in actions]) for c in cams])  # (V, F, H, W, 3)
-    act_img = action_codec(cams).encode(actions)  # (V, F, H, W, 3) in [0, 1]
+    act_img = action_codec(cams, cfg.action_sigma_frac).encode(actions)  # (V, F, H, W, 3) in [0, 1]
     plucker = np.stack([c.plucker(cams[0]) for c in cams])  # (V, H, W, 6)
     f = cfg.num_frames
 

@@ -104,7 +104,9 @@ class ActionImagePolicy:
 
         cfg = self.cfg
         views = select_views(obs, self.views, cfg.num_views)
-        sample = observation_sample(obs, views, 1, cfg.height, cfg.width)  # frame 0 only; rest generated
+        sample = observation_sample(  # frame 0 only; the rest is generated
+            obs, views, 1, cfg.height, cfg.width, sigma_frac=cfg.action_sigma_frac
+        )
         batch = batch_of_one(sample)
         seed = zlib.crc32(f"{self.base_seed}/{self._episode_seed}/{self._stats.replans}".encode())
         gen = generate(
@@ -114,7 +116,7 @@ class ActionImagePolicy:
         imgs = ((gen.action_images[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
         F = cfg.num_frames
         try:
-            actions, valid = decode_actions(batch, gen.action_images)
+            actions, valid = decode_actions(batch, gen.action_images, cfg.action_sigma_frac)
             actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
         except (RuntimeError, ActionImagesError) as exc:
             # A generated action video the codec cannot decode at all counts as an invalid decode.
