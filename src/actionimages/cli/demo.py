@@ -8,7 +8,9 @@ Stages (each skipped when its marker ``DIR/stages/<name>.json`` exists, so a rer
 4. ``train``: the tiny world-action model.
 5. ``baselines``: image BC and the low-dimensional-head ablation on the same demonstrations.
 6. ``eval``: closed-loop success of every policy on the held-out and unseen-camera splits, plus
-   the world model's earlier checkpoints (success against training steps).
+   the world model's earlier checkpoints (success against training steps) and, when present, the
+   pretrained model shipped in ``checkpoints/tiny`` (``--shipped``), trained far longer than a
+   demo can.
 7. ``generation``: generation quality (joint / a2v / v2a, shuffled-action control).
 8. ``report``: ``DIR/report.html``.
 
@@ -146,6 +148,13 @@ class Demo:
             for kind in ("bc", "lowdim"):
                 self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, eps, self.tasks)
         self._eval("expert", ["--policy", "expert"], "heldout", n, self.tasks)
+        shipped = Path(self.a.shipped) if self.a.shipped else None
+        if shipped is not None and (shipped / "config.json").is_file():
+            ckpt = ["--checkpoint", str(shipped), "--num-steps", str(self.a.num_steps)]
+            for split in ("heldout", "heldout_cameras"):
+                self._eval("action_images_shipped", ckpt, split, n, self.tasks)
+        elif shipped is not None:
+            print(f"no shipped checkpoint at {shipped}: skipping its evaluation")
         # Success against training steps: the trainer's kept intermediate checkpoints.
         from actionimages.train.checkpoint import list_checkpoints
 
@@ -211,9 +220,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=20, help="training demonstrations per task (default 20)")
     p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
-    p.add_argument("--vae-steps", type=int, default=400, help="VAE training steps (default 400)")
-    p.add_argument("--train-steps", type=int, default=400, help="world-model training steps (default 400)")
-    p.add_argument("--batch-size", type=int, default=8, help="world-model batch size (default 8)")
+    p.add_argument("--vae-steps", type=int, default=600, help="VAE training steps (default 600)")
+    p.add_argument("--train-steps", type=int, default=1000, help="world-model training steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=16, help="world-model batch size (default 16)")
+    p.add_argument(
+        "--shipped", default="checkpoints/tiny",
+        help="pretrained checkpoint also evaluated (default checkpoints/tiny; '' to skip)",
+    )  # fmt: skip
     p.add_argument(
         "--baseline-minutes", type=float, default=2.5,
         help="training minutes per baseline (default 2.5; 0: the world model's measured training time)",

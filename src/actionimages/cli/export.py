@@ -1,0 +1,94 @@
+"""``actionimages export``: a trained world model as a small, self-contained checkpoint folder.
+
+The folder holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (weights cast to
+fp16 by default, which halves the size; ``load_model`` loads them back as fp32) plus
+``provenance.json`` (source run, training step, dtype, parameter count, SHA-256 of the weights)
+and, when given, a recipe file copied beside them. It is written to a temporary folder and
+renamed into place, so an interrupted export never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+from actionimages.errors import ActionImagesError
+
+DTYPES = ("fp16", "bf16", "fp32")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, dtype: str = "fp16", recipe: str | Path | None = None
+) -> dict:
+    """Export the model behind ``checkpoint`` (run, step or model dir) to ``out``; returns provenance."""
+    import torch
+
+    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.model import load_model
+
+    if dtype not in DTYPES:
+        raise ActionImagesError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if recipe is not None and not Path(recipe).is_file():
+        raise ActionImagesError(f"recipe file {recipe} does not exist")
+    src, step = resolve_model_dir(checkpoint)
+    model = load_model(src)
+    if model.spec.pretrained:
+        raise ActionImagesError(
+            "export is for self-contained models; this one needs its pretrained Wan folder "
+            f"({model.spec.pretrained}) for the text encoder"
+        )
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
+    weights = next(tmp.glob("*.safetensors"))
+    info = {
+        "source": str(src),
+        "step": step,
+        "config": model.spec.name,
+        "dtype": dtype,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "weights": weights.name,
+        "weights_bytes": weights.stat().st_size,
+        "weights_sha256": sha256_of(weights),
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
+    if recipe is not None:
+        shutil.copyfile(recipe, tmp / Path(recipe).name)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return info
+
+
+def run_export(args: argparse.Namespace) -> int:
+    info = export_checkpoint(args.checkpoint, args.out, args.dtype, args.recipe)
+    print(json.dumps({"out": str(args.out), **info}, indent=1))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="a trained world model as a small self-contained checkpoint (fp16 safetensors + provenance)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("--checkpoint", required=True, help="training run, trainer step dir or model dir")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (replaced if it exists)")
+    p.add_argument("--dtype", default="fp16", choices=DTYPES, help="stored weight dtype (default fp16)")
+    p.add_argument("--recipe", help="a text file (how the model was made) copied into the folder")
+    p.set_defaults(func=run_export)

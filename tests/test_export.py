@@ -1,0 +1,72 @@
+"""``actionimages export`` and the checkpoint shipped in ``checkpoints/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from actionimages.cli import main as cli_main
+from actionimages.cli.export import export_checkpoint, sha256_of
+from actionimages.errors import ActionImagesError
+from actionimages.model import build_model, load_model
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny"
+
+
+def test_export_fp16_roundtrip_and_provenance(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("micro")
+    model.save_pretrained(str(tmp_path / "run" / "model"), safe_serialization=True)
+    recipe = tmp_path / "RECIPE.md"
+    recipe.write_text("made by a test\n")
+    out = tmp_path / "ckpt"
+    assert (
+        cli_main(
+            ["export", "--checkpoint", str(tmp_path / "run"), "--out", str(out), "--recipe", str(recipe)]
+        )
+        == 0
+    )
+    info = json.loads((out / "provenance.json").read_text())
+    weights = out / info["weights"]
+    assert (
+        info["dtype"] == "fp16" and info["config"] == "micro" and info["weights_sha256"] == sha256_of(weights)
+    )
+    assert (out / "RECIPE.md").read_text() == "made by a test\n"
+    assert not list(tmp_path.glob(".ckpt.tmp*"))  # written aside, renamed into place
+    back = load_model(out)
+    assert next(back.parameters()).dtype == torch.float32
+    for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
+        np.testing.assert_allclose(b.numpy(), a.half().float().numpy(), err_msg=name)
+    # fp32 export is exact; a missing recipe is an error before anything is written
+    export_checkpoint(tmp_path / "run", tmp_path / "exact", dtype="fp32")
+    exact = load_model(tmp_path / "exact").state_dict().items()
+    for (name, a), (_, b) in zip(model.state_dict().items(), exact, strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ActionImagesError, match="recipe"):
+        export_checkpoint(out, tmp_path / "x", recipe=tmp_path / "missing.md")
+    with pytest.raises(ActionImagesError, match="does not exist"):
+        export_checkpoint(tmp_path / "nope", tmp_path / "y")
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no checkpoint shipped in checkpoints/tiny")
+def test_shipped_checkpoint_loads_and_plans():
+    from actionimages import sim
+    from actionimages.policy import ActionImagePolicy
+
+    info = json.loads((SHIPPED / "provenance.json").read_text())
+    assert sha256_of(SHIPPED / info["weights"]) == info["weights_sha256"], "shipped weights changed"
+    policy = ActionImagePolicy.from_checkpoint(SHIPPED)
+    env = sim.make_env("reach_target", split="heldout", seed=3, image_size=64)
+    obs, _ = env.reset(seed=3)
+    policy.set_seed(3)
+    policy.reset(obs)
+    action = policy.act(obs)
+    env.close()
+    plan = policy.last_plan
+    assert np.isfinite(action).all() and plan["valid"][1:].any(), (
+        "the shipped model should draw decodable actions"
+    )
