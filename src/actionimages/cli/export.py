@@ -53,7 +53,14 @@ def export_checkpoint(
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-    model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its cast warning names no module here: all are cast
+    try:
+        model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
+    finally:
+        diffusers_logging.set_verbosity(level)
     weights = next(tmp.glob("*.safetensors"))
     info = {
         "source": str(src),
