@@ -55,7 +55,7 @@ def test_export_fp16_roundtrip_and_provenance(tmp_path):
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no checkpoint shipped in checkpoints/tiny")
 def test_shipped_checkpoint_loads_and_plans():
     from actionimages import sim
-    from actionimages.policy import ActionImagePolicy
+    from actionimages.policy.action_image_policy import ActionImagePolicy
 
     info = json.loads((SHIPPED / "provenance.json").read_text())
     assert sha256_of(SHIPPED / info["weights"]) == info["weights_sha256"], "shipped weights changed"
