@@ -236,7 +236,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--generation-episodes", type=int, default=6, help="held-out episodes for generation metrics"
     )
     p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
-    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=64,
+        help="sim render size (default 64, as the shipped model was trained)",
+    )
     p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="OpenMP threads per process (default 1)")
