@@ -321,3 +321,23 @@ def test_pretrained_wan_folder_loads_with_lora(tmp_path):
         p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora" in n
     )
     np.testing.assert_equal(model.spec.pretrained, str(root))
+
+
+def test_tiny_action_images_decode_with_the_configs_blob_width():
+    from actionimages.model.sampling import decode_actions
+
+    cfg = get_config("tiny")
+    batch = synthetic_batch(cfg, 1, seed=4)  # action images drawn at cfg.action_sigma_frac
+    acts, valid = decode_actions(batch, batch["action_images"], cfg.action_sigma_frac)
+    assert valid.all()
+    assert float((acts[..., :3] - batch["actions"][..., :3]).norm(dim=-1).max()) < 1e-3
+
+
+def test_set_vae_rejects_a_vae_with_other_temporal_compression():
+    from actionimages.model import set_vae
+    from actionimages.model.latents import build_wan_vae
+
+    model = build_model("tiny")
+    lat = dataclasses.replace(model.spec.latent, temporal_downsample=(False, True), temporal=2)
+    with pytest.raises(ActionImagesError, match="temporal"):
+        set_vae(model, build_wan_vae(lat))

@@ -129,7 +129,7 @@ class ModelConfig:
     latent: LatentSpec = field(default_factory=LatentSpec)
     text: TextSpec = field(default_factory=TextSpec)
     # Action-image blob width as a fraction of min(H, W). METHOD.md fixes 0.05 (25.6 px at 512²);
-    # low-resolution CPU configs may widen it so blobs survive a 16× autoencoder (ours).
+    # low-resolution CPU configs may widen it so blobs survive a small autoencoder (ours).
     action_sigma_frac: float = 0.05
     camera_dim: int = 64  # width of the shared Plücker-ray encoder
     plucker_subgrid: int = 4  # Plücker rays sampled on a (sub × sub) grid inside each token

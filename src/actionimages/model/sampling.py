@@ -69,11 +69,12 @@ def batch_cameras(batch: Mapping[str, Any], index: int) -> list[Camera] | list[l
 
 
 def decode_actions(
-    batch: Mapping[str, Any], action_images: torch.Tensor, sigma_frac: float = 0.05
+    batch: Mapping[str, Any], action_images: torch.Tensor, sigma_frac: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codec-decode action videos (B, V, 3, F, H, W) in [-1, 1] -> actions (B, F, 7), valid (B, F).
 
-    ``sigma_frac`` is the blob width the images were drawn with (the model's ``action_sigma_frac``).
+    ``sigma_frac`` is the blob width the images were drawn with (the model's ``action_sigma_frac``;
+    required, since decoding with the wrong width silently misplaces the peaks).
 
     A sample whose action video the codec cannot decode at all (it raises a ``RuntimeError``,
     e.g. a singular peak fit on a badly generated image) gets NaN actions and ``valid`` False,

@@ -37,7 +37,8 @@ class VAETrainConfig:
     lr: float = 1e-3
     warmup: int = 50
     # Cosine decay to lr · lr_min_frac at the last step: blob centres settle to sub-pixel only once
-    # the rate drops (measured: the decoded position error wanders ±5 mm at a constant 1e-3).
+    # the rate drops (measured on tiny's VAE: 10, 18, 9.5 mm decoded error at steps 500/750/1000 at a
+    # constant 1e-3; 2.9 mm at step 1750 after decaying from step 750).
     lr_min_frac: float = 0.1
     grad_clip: float = 1.0
     kl_weight: float = 1e-6
