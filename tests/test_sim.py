@@ -41,14 +41,14 @@ def test_names_exported():
         "pick_up_cube",
         "stack_blocks",
     }
-    assert SPLITS == ("train", "heldout", "heldout_cameras")
+    assert SPLITS == ("train", "test", "heldout", "heldout_cameras")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
         ({"task": "fly_to_moon"}, "reach_target"),
-        ({"task": "reach_target", "split": "test"}, "heldout_cameras"),
+        ({"task": "reach_target", "split": "validation"}, "heldout_cameras"),
         ({"task": "reach_target", "image_size": 32}, "64"),
         ({"task": "reach_target", "image_size": 1024}, "512"),
         ({"task": "reach_target", "cameras": ["front", "ceiling"]}, "overhead"),
@@ -269,7 +269,7 @@ def test_heldout_split_differs_from_train():
 
 
 def test_heldout_cameras_move_only_the_cameras():
-    train = make_env("open_drawer", split="train", render=False)
+    train = make_env("open_drawer", split="test", render=False)
     novel = make_env("open_drawer", split="heldout_cameras", render=False)
     held = make_env("open_drawer", split="heldout", render=False)
     for seed in (0, 1):
@@ -295,3 +295,54 @@ def test_rendering_headless_images_show_the_scene():
     np.testing.assert_array_equal(again["front"], obs["images"]["front"])  # rendering is deterministic
     assert env.render().shape == (96, 96, 3)
     env.close()
+
+
+def _scene_key(env) -> tuple:
+    return tuple(np.round(env.model.body_pos.ravel(), 6)) + tuple(np.round(env.model.geom_rgba.ravel(), 4))
+
+
+@pytest.mark.parametrize("task", ["reach_target", "pick_up_cube"])
+def test_test_split_is_the_train_distribution_on_scenes_train_never_shows(task):
+    train, test = make_env(task, split="train", render=False), make_env(task, split="test", render=False)
+    train_scenes = set()
+    for seed in range(40):
+        train.reset(seed=seed)
+        train_scenes.add(_scene_key(train))
+    for seed in range(40):  # the same seed numbers give other scenes, from the same variation
+        _, info = test.reset(seed=seed)
+        assert _scene_key(test) not in train_scenes
+        assert info["colour"] in TRAIN_COLOURS and set(info["distractors"]) <= set(TRAIN_DISTRACTORS)
+    assert test.variation.y_range == train.variation.y_range
+
+
+def test_scene_seeds_derive_from_names_not_list_positions():
+    from actionimages.sim.variations import scene_stream
+
+    a = scene_stream("reach_target", "train", 3).uniform(size=4)
+    np.testing.assert_array_equal(a, scene_stream("reach_target", "train", 3).uniform(size=4))
+    assert not np.allclose(a, scene_stream("push_button", "train", 3).uniform(size=4))
+    assert not np.allclose(a, scene_stream("reach_target", "test", 3).uniform(size=4))
+    # heldout_cameras shows test's scenes (only the cameras differ)
+    np.testing.assert_array_equal(
+        scene_stream("reach_target", "heldout_cameras", 3).uniform(size=4),
+        scene_stream("reach_target", "test", 3).uniform(size=4),
+    )
+    with pytest.raises(ActionImagesError, match="non-negative"):
+        scene_stream("reach_target", "train", -1)
+
+
+@pytest.mark.parametrize("task", ["reach_target", "push_button", "pick_up_cube", "close_drawer"])
+def test_the_named_colour_is_unique_in_the_scene(task):
+    for split in ("train", "heldout"):
+        env = make_env(task, split=split, render=False)
+        named_rgb = None
+        for seed in range(25):
+            _, info = env.reset(seed=seed)
+            named_rgb = np.array(env.variation.colours[info["colour"]])
+            m = env.model
+            for kind in info["distractors"]:
+                bid = env.body_id(f"clutter_{kind}")
+                for g in range(m.ngeom):
+                    if m.geom_bodyid[g] == bid:
+                        assert not np.allclose(m.geom_rgba[g][:3], named_rgb), (task, split, seed, kind)
+        assert named_rgb is not None

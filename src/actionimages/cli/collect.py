@@ -112,7 +112,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", action="append", help="task name, comma list or 'all' (repeatable)")
     p.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
-    p.add_argument("--split", default="train", help="train, heldout or heldout_cameras")
+    p.add_argument(
+        "--split",
+        default="train",
+        help="train, test, heldout or heldout_cameras (test: the train distribution on scenes train never shows)",
+    )
     p.add_argument("--out", required=True, help="dataset directory (created or appended to)")
     p.add_argument("--image-size", type=int, default=128, help="square image side, 64-512")
     p.add_argument(

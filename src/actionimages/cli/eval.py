@@ -119,7 +119,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="policy kind (default: detected from the checkpoint; 'expert' = the scripted expert)",
     )
     p.add_argument("--task", action="append", required=True, help="task name (repeat for several)")
-    p.add_argument("--split", default="heldout", help="train | heldout | heldout_cameras (default heldout)")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="test | heldout | heldout_cameras | train (default test, the headline split)",
+    )
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
     p.add_argument(
         "--seed", type=int, default=0, help="base seed: fixes every episode and the sampling noise"

@@ -247,7 +247,7 @@ def summarize(results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
 def evaluate(
     spec: PolicySpec,
     tasks: list[str],
-    split: str = "heldout",
+    split: str = "test",
     episodes: int = 10,
     seed: int = 0,
     out: str | Path | None = None,

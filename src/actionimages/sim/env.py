@@ -37,7 +37,7 @@ from actionimages.sim.scene import (
     opencv_to_mujoco_quat,
 )
 from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, TASKS, TOP_DOWN, Task, TaskState, scene_objects_xml
-from actionimages.sim.variations import novel_camera_specs, variation_for
+from actionimages.sim.variations import novel_camera_specs, scene_stream, variation_for
 
 CONTROL_DT = 0.1  # s per control step (10 Hz)
 PHYSICS_DT = 0.002
@@ -224,10 +224,9 @@ class SimEnv(gym.Env):
         super().reset(seed=int(seed))
         self._resets += 1
         self.episode_seed = int(seed)
-        # objects depend on (seed, task, object split): heldout_cameras seed s shows train seed s's scene
-        object_split = 1 if self.split == "heldout" else 0
-        rng = np.random.default_rng([int(seed), TASKS.index(self.task_name), object_split])
-        cam_rng = np.random.default_rng([int(seed), TASKS.index(self.task_name), 7])
+        # heldout_cameras seed s shows test seed s's scene; train never shows a test scene
+        rng = scene_stream(self.task_name, self.split, int(seed), "objects")
+        cam_rng = scene_stream(self.task_name, self.split, int(seed), "cameras")
         m, d = self.model, self.data
         m.body_pos[:], m.body_quat[:], m.geom_rgba[:] = (a.copy() for a in self._body_defaults)
         m.cam_pos[:], m.cam_quat[:], m.cam_fovy[:] = (a.copy() for a in self._camera_defaults)

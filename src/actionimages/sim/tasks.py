@@ -118,7 +118,8 @@ class Task:
     def place_clutter(
         env: SimEnv, rng: np.random.Generator, var: Variation, avoid: list[np.ndarray]
     ) -> list[str]:
-        """Park every clutter body, then stand 0-3 of the split's kinds on free table spots."""
+        """Park every clutter body, then stand 0-3 of the split's kinds on free table spots, in colours
+        other than the named object's (``env.task_state.values["colour"]``)."""
         m = env.model
         taken = [a[:2] for a in avoid]
         for kind in TRAIN_DISTRACTORS + HELDOUT_DISTRACTORS:
@@ -126,7 +127,9 @@ class Task:
         n = int(rng.integers(var.n_distractors[0], var.n_distractors[1] + 1))
         kinds = list(rng.choice(var.distractors, size=n, replace=False)) if n else []
         placed = []
-        colours = list(var.colours.values())
+        # The instruction names one object by colour: no distractor may share that colour.
+        named = env.task_state.values.get("colour")
+        colours = [rgb for name, rgb in var.colours.items() if name != named]
         for kind in kinds:
             for _ in range(200):
                 xy = np.array([rng.uniform(*TABLE_CLUTTER_X), rng.uniform(*TABLE_CLUTTER_Y)])
