@@ -115,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         default="train",
-        help="train, test, heldout or heldout_cameras (test: the train distribution on scenes train never shows)",
+        help="train, test, heldout or heldout_cameras (test: train's distribution, unseen scenes)",
     )
     p.add_argument("--out", required=True, help="dataset directory (created or appended to)")
     p.add_argument("--image-size", type=int, default=128, help="square image side, 64-512")
