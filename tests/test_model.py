@@ -341,3 +341,53 @@ def test_set_vae_rejects_a_vae_with_other_temporal_compression():
     lat = dataclasses.replace(model.spec.latent, temporal_downsample=(False, True), temporal=2)
     with pytest.raises(ActionImagesError, match="temporal"):
         set_vae(model, build_wan_vae(lat))
+
+
+# ------------------------------------------------------------------ observation tokens
+def test_observation_tokens_reach_the_prediction_and_are_required():
+    """With obs_patch the current frames enter cross-attention in pixel space: moving one small
+    object in frame 0 must change the prediction even where the latents are identical."""
+    torch.manual_seed(0)
+    cfg = get_config("micro").replace(obs_patch=8)
+    model = build_model(cfg).eval()
+    batch = synthetic_batch(cfg, 1, seed=5)
+    prep = prepare_batch(model, batch)
+    assert prep.observation is not None and prep.observation.dtype == torch.uint8
+    assert tuple(prep.observation.shape) == (1, cfg.num_views, 3, cfg.height, cfg.width)
+    t = torch.full((1, prep.x0.shape[2]), 500.0)
+    text = model.encode_text(batch["instruction"])
+    obs = prep.observation_frames()
+    moved = obs.clone()
+    moved[0, 0, :, 10:13, 10:13] = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1)  # a 3-px red dot
+    with torch.no_grad():
+        a = model(prep.x0, t, text, prep.camera, observation=obs)
+        b = model(prep.x0, t, text, prep.camera, observation=moved)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ActionImagesError, match="observation"):
+        model(prep.x0, t, text, prep.camera)
+    # the stem is trained by the flow loss
+    loss = training_loss(model, prep, [0])
+    loss.backward()
+    grads = [p.grad for p in model.observation_encoder.parameters()]
+    assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_obs_patch_must_divide_the_frame():
+    with pytest.raises(ActionImagesError, match="obs_patch"):
+        get_config("micro").replace(obs_patch=7)
+    assert get_config("tiny").obs_patch == 8  # tiny reads the current frames in pixel space
+
+
+def test_set_vae_takes_the_autoencoder_of_a_world_model_checkpoint(tmp_path):
+    from actionimages.model import set_vae
+
+    torch.manual_seed(0)
+    donor = build_model("micro")
+    donor.latent_space.set_stats(torch.arange(16.0), torch.full((16,), 2.0))
+    donor.save_pretrained(tmp_path / "donor")
+    model = build_model("micro")
+    set_vae(model, tmp_path / "donor")
+    for (n, a), (_, b) in zip(
+        donor.latent_space.state_dict().items(), model.latent_space.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), n

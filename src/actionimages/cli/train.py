@@ -22,7 +22,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", required=True, help="dataset directory, or synthetic:N for N synthetic clips")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--vae", help="trained VAE directory (train-vae's OUT/vae) for configs with a small VAE")
+    p.add_argument(
+        "--vae",
+        help="trained VAE (train-vae's OUT/vae, or a world-model checkpoint whose VAE to take); "
+        "tiny defaults to the shipped checkpoints/tiny",
+    )
     p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
     p.add_argument("--steps", type=int, default=2000)
@@ -64,6 +68,7 @@ def register(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
+    from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_source
 
     cfg = get_config(args.config)
@@ -80,9 +85,13 @@ def run_train(args: argparse.Namespace) -> int:
         elif args.vae:
             set_vae(model, args.vae)
         elif cfg.latent.kind == "wan_vae" and not args.resume:
-            raise ActionImagesError(
-                f"config {args.config!r} needs a trained VAE (actionimages train-vae; --vae OUT/vae)"
-            )
+            if args.config != "tiny" or not (SHIPPED_TINY / "config.json").is_file():
+                raise ActionImagesError(
+                    f"config {args.config!r} needs a trained VAE (actionimages train-vae; --vae OUT/vae)"
+                )
+            print(f"note: using the shipped tiny autoencoder ({SHIPPED_TINY}); pass --vae to use another",
+                  file=sys.stderr)  # fmt: skip
+            set_vae(model, SHIPPED_TINY)
     tcfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,

@@ -133,6 +133,9 @@ class ModelConfig:
     action_sigma_frac: float = 0.05
     camera_dim: int = 64  # width of the shared Plücker-ray encoder
     plucker_subgrid: int = 4  # Plücker rays sampled on a (sub × sub) grid inside each token
+    # Pixels per side of an observation token: each view's current frame also enters cross-attention
+    # in pixel space through a small stem (model/observation.py), past the autoencoder. 0 = off.
+    obs_patch: int = 0
     prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
     timestep_shift: float = 3.0
     logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
@@ -167,6 +170,15 @@ class ModelConfig:
             raise ActionImagesError(f"transformer.text_dim {tr.text_dim} != text.dim {self.text.dim}")
         if not 0 < self.action_sigma_frac < 0.5:
             raise ActionImagesError(f"action_sigma_frac must be in (0, 0.5), got {self.action_sigma_frac}")
+        if self.obs_patch and (
+            self.obs_patch < 2
+            or self.obs_patch % 2
+            or self.height % self.obs_patch
+            or self.width % self.obs_patch
+        ):
+            raise ActionImagesError(
+                f"obs_patch must be even and divide {self.height}×{self.width}, got {self.obs_patch}"
+            )
         if lat.kind == "pixel" and self.latent.spatial != 1:
             raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")
 
@@ -255,6 +267,7 @@ _TINY = ModelConfig(
         z_dim=16, dim_mult=(1, 2, 2), temporal_downsample=(False, False), spatial=8, temporal=1
     ),
     action_sigma_frac=0.10,
+    obs_patch=8,
 )
 
 CONFIGS: dict[str, ModelConfig] = {

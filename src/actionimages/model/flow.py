@@ -30,7 +30,8 @@ class Prepared:
     """A batch in model space (everything the loss or the sampler needs, nothing pixel-sized).
 
     x0: (B, C, S·f, h, w) normalised latents; camera: (B, V, f, hp, wp, P); frame_weight: (B, f)
-    fraction of valid video frames per latent frame; has_actions: (B,) bool; instruction: B str.
+    fraction of valid video frames per latent frame; has_actions: (B,) bool; instruction: B str;
+    observation: (B, V, 3, H, W) uint8 current frames, only for configs with ``obs_patch``.
     """
 
     x0: torch.Tensor
@@ -38,10 +39,14 @@ class Prepared:
     frame_weight: torch.Tensor
     has_actions: torch.Tensor
     instruction: list[str]
+    observation: torch.Tensor | None = None
 
     def index(self, idx: Sequence[int] | slice) -> Prepared:
         ins = self.instruction[idx] if isinstance(idx, slice) else [self.instruction[i] for i in idx]
-        return Prepared(self.x0[idx], self.camera[idx], self.frame_weight[idx], self.has_actions[idx], ins)
+        obs = None if self.observation is None else self.observation[idx]
+        return Prepared(
+            self.x0[idx], self.camera[idx], self.frame_weight[idx], self.has_actions[idx], ins, obs
+        )
 
     def to(self, device: torch.device | str) -> Prepared:
         return Prepared(
@@ -50,17 +55,31 @@ class Prepared:
             self.frame_weight.to(device),
             self.has_actions.to(device),
             self.instruction,
+            None if self.observation is None else self.observation.to(device),
         )
 
     @staticmethod
     def cat(items: Sequence[Prepared]) -> Prepared:
+        has_obs = [p.observation is not None for p in items]
+        if any(has_obs) and not all(has_obs):
+            raise ActionImagesError("cannot concatenate prepared batches with and without observations")
         return Prepared(
             torch.cat([p.x0 for p in items]),
             torch.cat([p.camera for p in items]),
             torch.cat([p.frame_weight for p in items]),
             torch.cat([p.has_actions for p in items]),
             [s for p in items for s in p.instruction],
+            torch.cat([p.observation for p in items]) if items and all(has_obs) else None,
         )
+
+    def observation_frames(self) -> torch.Tensor | None:
+        """The current frames as the model takes them: (B, V, 3, H, W) float in [-1, 1], or None."""
+        return None if self.observation is None else self.observation.float() / 127.5 - 1.0
+
+
+def observation_to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """Frames in [-1, 1] (any shape) -> uint8 (cached at a quarter of float32's size)."""
+    return ((rgb.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def check_batch(model: WorldActionModel, batch: Mapping[str, Any], frames: int | None = None) -> int:
@@ -125,12 +144,16 @@ def prepare_batch(model: WorldActionModel, batch: Mapping[str, Any]) -> Prepared
     fv = torch.ones(b, cfg.num_frames, dtype=torch.bool) if fv is None else fv.bool()
     has = batch.get("has_actions")
     has = torch.ones(b, dtype=torch.bool) if has is None else torch.as_tensor(has).bool().reshape(b)
+    obs = None
+    if cfg.obs_patch:
+        obs = observation_to_uint8(batch["rgb"][:, :, :, 0]).to(model.device)  # (B, V, 3, H, W)
     return Prepared(
         x0,
         camera,
         _latent_frame_weight(fv, cfg.latent.temporal).to(model.device),
         has.to(model.device),
         list(batch["instruction"]),
+        obs,
     )
 
 
@@ -180,7 +203,7 @@ def training_loss(
     t_frame = torch.where(states == GIVEN, 0.0, torch.where(states == GENERATE, sigma[:, None], 1.0)) * 1000.0
 
     text = model.encode_text(instructions)
-    out = model(x_in, t_frame, text, prep.camera)
+    out = model(x_in, t_frame, text, prep.camera, observation=prep.observation_frames())
     if cfg.prediction == "v":
         v_pred = out
     else:

@@ -137,12 +137,32 @@ def load_vae(path: str | Path) -> AutoencoderKLWan:
     return AutoencoderKLWan.from_pretrained(str(path))
 
 
-def set_vae(model: WorldActionModel, vae: AutoencoderKLWan | str | Path) -> None:
-    """Put a trained VAE (object or directory) into ``model``'s latent space, with its latent stats.
+SHIPPED_TINY = Path(__file__).resolve().parents[3] / "checkpoints" / "tiny"
+"""The pretrained ``tiny`` checkpoint in a source checkout (its VAE is the default for ``tiny``)."""
 
+
+def _is_world_model_dir(path: Path) -> bool:
+    try:
+        return "spec" in json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def set_vae(model: WorldActionModel, vae: AutoencoderKLWan | str | Path) -> None:
+    """Put a trained VAE into ``model``'s latent space, with its latent stats.
+
+    ``vae`` is a VAE object, a VAE directory (``train-vae``'s ``out/vae``) or a world-model
+    checkpoint (e.g. ``checkpoints/tiny``), whose autoencoder and latent normalisation are taken.
     The VAE must match the config's latent spec (z_dim, compression); its ``latents_mean`` /
     ``latents_std`` config fields become the latent normalisation.
     """
+    if isinstance(vae, (str, Path)) and _is_world_model_dir(Path(vae)):
+        donor = load_model(vae).latent_space
+        if donor.vae is None:
+            raise ActionImagesError(f"{vae} is a pixel-space model; it has no VAE to take")
+        set_vae(model, donor.vae)
+        model.latent_space.set_stats(donor.mean, donor.std)  # the donor's measured normalisation
+        return
     if not isinstance(vae, AutoencoderKLWan):
         vae = load_vae(vae)
     spec = model.spec.latent

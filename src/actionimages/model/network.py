@@ -30,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.latents import LatentSpace
+from actionimages.model.observation import ObservationEncoder, rays_from_camera_features
 from actionimages.model.text import HashedTextEncoder
 
 
@@ -87,6 +88,7 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
         self.stream_embed = nn.Parameter(torch.zeros(2, tr.dim))
+        self.observation_encoder = ObservationEncoder(cfg.obs_patch, tr.text_dim) if cfg.obs_patch else None
         self.gradient_checkpointing = cfg.gradient_checkpointing
 
     @classmethod
@@ -145,6 +147,7 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         timesteps: torch.Tensor,
         text: torch.Tensor,
         camera: torch.Tensor,
+        observation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict velocity (or clean latents, for ``prediction="x"``) for every latent frame.
 
@@ -153,6 +156,8 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             timesteps: (B, S·f) per-latent-frame timesteps in [0, 1000] (σ·1000).
             text: (B, L, text_dim) text embeddings.
             camera: (B, V, f, hp, wp, 6·sub²) from :meth:`plucker_features`.
+            observation: (B, V, 3, H, W) each view's current frame in [-1, 1]; required when the
+                config has ``obs_patch`` (its tokens join the text in cross-attention).
         Returns:
             (B, C, S·f, h, w).
         """
@@ -169,6 +174,16 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         hp, wp = h // ph, w // pw
         per_frame = hp * wp
         dtype = T.patch_embedding.weight.dtype
+
+        if self.observation_encoder is not None:
+            if observation is None:
+                raise ActionImagesError(
+                    f"config {cfg.name!r} reads the current frames in pixel space (obs_patch "
+                    f"{cfg.obs_patch}); pass observation=(B, V, 3, H, W)"
+                )
+            rays = rays_from_camera_features(camera, cfg.plucker_subgrid)
+            obs = self.observation_encoder(observation.float(), rays.float()).to(text.dtype)
+            text = torch.cat([text, obs], 1)  # (B, L + V·n, text_dim)
 
         rotary = T.rope(latents)
         hs = T.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2).contiguous()  # (B, L, D)
@@ -214,6 +229,8 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             "latent_space": self.latent_space,
             "camera": nn.ModuleList([self.camera_encoder, self.camera_proj]),
         }
+        if self.observation_encoder is not None:
+            parts["observation_encoder"] = self.observation_encoder
         if self.text_encoder is not None:
             parts["text_encoder"] = self.text_encoder
         return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}

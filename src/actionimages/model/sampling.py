@@ -17,7 +17,7 @@ import torch
 
 from actionimages.codec.camera import Camera
 from actionimages.errors import ActionImagesError
-from actionimages.model.flow import SIGMA_MIN_X, check_batch, shift_sigma
+from actionimages.model.flow import SIGMA_MIN_X, check_batch, observation_to_uint8, shift_sigma
 from actionimages.model.masks import ABSENT, GENERATE, GIVEN, MODES, mode_states
 from actionimages.model.network import WorldActionModel
 
@@ -172,10 +172,13 @@ def generate(
     x = eps.clone()
     camera = model.plucker_features(full["plucker"].to(dev))
     text = model.encode_text(list(full["instruction"]))
+    # The model's own view of the current frames (configs with obs_patch), quantised as in training.
+    observation = observation_to_uint8(full["rgb"][:, :, :, 0]).to(dev).float() / 127.5 - 1.0
     cfg_on = guidance != 1.0
-    if cfg_on:
+    if cfg_on:  # guidance on the instruction only: both branches see the same observation
         text = torch.cat([text, model.encode_text([""] * b)])
         camera = torch.cat([camera, camera])
+        observation = torch.cat([observation, observation])
     sigmas = shift_sigma(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64), cfg.timestep_shift)
     for i in range(num_steps):
         sig, sig_next = float(sigmas[i]), float(sigmas[i + 1])
@@ -183,9 +186,9 @@ def generate(
         t_frame = torch.where(st == GIVEN, 0.0, torch.where(st == GENERATE, sig, 1.0)) * 1000.0
         t_frame = t_frame[None].expand(b, -1)
         if cfg_on:
-            out = model(torch.cat([x_in, x_in]), torch.cat([t_frame, t_frame]), text, camera)
+            out = model(torch.cat([x_in, x_in]), torch.cat([t_frame, t_frame]), text, camera, observation)
         else:
-            out = model(x_in, t_frame, text, camera)
+            out = model(x_in, t_frame, text, camera, observation)
         if cfg.prediction == "x":
             out = (torch.cat([x_in, x_in]) if cfg_on else x_in) - out
             out = out / max(sig, SIGMA_MIN_X)

@@ -75,8 +75,8 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0, camera, frame_weight, has_actions, instruction, seeds):
-        prep = Prepared(x0, camera, frame_weight, has_actions, list(instruction))
+    def forward(self, x0, camera, frame_weight, has_actions, instruction, seeds, observation=None):
+        prep = Prepared(x0, camera, frame_weight, has_actions, list(instruction), observation)
         return training_loss(self.model, prep, seeds)
 
 
@@ -286,7 +286,13 @@ class Trainer:
         self.loss_module.train()
         with self.acc.autocast():
             loss = self.loss_module(
-                prep.x0, prep.camera, prep.frame_weight, prep.has_actions, prep.instruction, seeds
+                prep.x0,
+                prep.camera,
+                prep.frame_weight,
+                prep.has_actions,
+                prep.instruction,
+                seeds,
+                prep.observation,
             )
         if not torch.isfinite(loss):
             raise ActionImagesError(f"non-finite loss {loss.item()} at step {self.step}")
