@@ -65,3 +65,22 @@ def test_baseline_rejects_bad_input(tmp_path):
         train_baseline("rl", tmp_path, tmp_path / "x", max_steps=1)
     with pytest.raises(ActionImagesError):
         train_baseline("bc", tmp_path / "missing", tmp_path / "y", max_steps=1)
+
+
+def test_eval_compares_several_checkpoints_in_one_command(tmp_path, expert_demos, capsys):
+    from actionimages.cli import main
+    from actionimages.eval.baselines import train_baseline
+
+    data = expert_demos(tmp_path / "demos", episodes=2)
+    for kind in ("bc", "lowdim"):
+        train_baseline(kind, data, tmp_path / kind, max_steps=1, batch_size=2, progress=False)
+    out = tmp_path / "cmp"
+    argv = ["eval", "--task", "reach_target", "--episodes", "1", "--max-steps", "3", "--videos", "0"]
+    argv += ["--checkpoint", str(tmp_path / "bc"), "--checkpoint", str(tmp_path / "lowdim"), "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| test | reach_target |" in text and "| bc |" in text and "| lowdim |" in text
+    for kind in ("bc", "lowdim"):
+        res = json.loads((out / kind / "results.json").read_text())
+        assert res["split"] == "test" and res["tasks"]["reach_target"]["episodes"] == 1
+    assert main(argv[:-2] + ["--out", str(out), "--guidance", "nan"]) == 2  # NaN guidance is refused

@@ -14,73 +14,100 @@ from typing import Any
 from actionimages.errors import ActionImagesError
 
 
-def _policy_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any, dict[str, Any]]:
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.eval.runner import PolicySpec, detect_kind
 
     extra: dict[str, Any] = {}
     kind = args.policy
     if kind == "expert":
-        if args.checkpoint:
+        if checkpoint:
             raise ActionImagesError("--policy expert takes no --checkpoint")
         return PolicySpec("expert"), extra
-    if not args.checkpoint:
+    if not checkpoint:
         raise ActionImagesError("give --checkpoint CKPT (or --policy expert)")
-    detected = detect_kind(args.checkpoint)
+    detected = detect_kind(checkpoint)
     if kind is None:
         kind = detected
     elif kind != detected:
-        raise ActionImagesError(f"--policy {kind} but {args.checkpoint} holds a {detected!r} checkpoint")
+        raise ActionImagesError(f"--policy {kind} but {checkpoint} holds a {detected!r} checkpoint")
     options: dict[str, Any] = {}
     if args.execute is not None:
         options["execute"] = args.execute
     if args.views:
         options["views"] = args.views
     if kind == "action_images":
-        model_dir, step = resolve_model_dir(args.checkpoint)
+        model_dir, step = resolve_model_dir(checkpoint)
         options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed)
         if step is not None:
             extra["train_step"] = step
         return PolicySpec(kind, str(model_dir.resolve()), options), extra
     from actionimages.eval.baselines.common import read_meta
 
-    meta = read_meta(Path(args.checkpoint))
+    meta = read_meta(Path(checkpoint))
     extra["train_step"] = meta.get("step")
-    return PolicySpec(kind, str(Path(args.checkpoint).resolve()), options), extra
+    return PolicySpec(kind, str(Path(checkpoint).resolve()), options), extra
+
+
+def _out_dirs(out: str, checkpoints: list[str | None]) -> list[Path]:
+    """One output directory per policy: OUT itself for one, OUT/<checkpoint folder name> for several."""
+    if len(checkpoints) == 1:
+        return [Path(out)]
+    names = [Path(c).resolve().name if c else "expert" for c in checkpoints]
+    if len(set(names)) != len(names):
+        raise ActionImagesError(f"compared checkpoints need distinct folder names, got {names}")
+    return [Path(out) / n for n in names]
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from actionimages.eval.runner import evaluate
 
-    spec, extra = _policy_spec(args)
-    if args.train_step is not None:
-        extra["train_step"] = args.train_step
-    if args.label:
-        extra["label"] = args.label
-    extra["args"] = {k: v for k, v in vars(args).items() if k != "func"}
-    res = evaluate(
-        spec,
-        tasks=args.task,
-        split=args.split,
-        episodes=args.episodes,
-        seed=args.seed,
-        out=args.out,
-        workers=args.workers,
-        videos_per_task=args.videos,
-        max_steps=args.max_steps,
-        image_size=args.image_size,
-        extra=extra,
-        threads=args.threads,
-    )
-    for task, e in res["tasks"].items():
-        lo, hi = e["ci95"]
-        lat = f", latency median {e['latency_s']['median']:.3f} s" if "latency_s" in e else ""
-        inv = f", invalid decodes {e['invalid_decodes']}" if e.get("invalid_decodes") else ""
-        print(
-            f"{task:>16s} [{args.split}]: {100 * e['success_rate']:5.1f}% "
-            f"({e['successes']}/{e['episodes']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%){lat}{inv}"
+    checkpoints = args.checkpoint or [None]
+    if len(checkpoints) > 1 and args.policy:
+        raise ActionImagesError(
+            "with several --checkpoint the policy kind of each is detected; drop --policy"
         )
-    print(f"wrote {Path(args.out) / 'results.json'}")
+    if args.guidance != args.guidance or args.guidance < 0:  # NaN or negative
+        raise ActionImagesError(f"--guidance must be a non-negative number, got {args.guidance}")
+    table: list[tuple[str, dict[str, Any]]] = []
+    for checkpoint, out in zip(checkpoints, _out_dirs(args.out, checkpoints), strict=True):
+        spec, extra = _policy_spec(args, checkpoint)
+        if args.train_step is not None:
+            extra["train_step"] = args.train_step
+        if args.label and len(checkpoints) == 1:
+            extra["label"] = args.label
+        extra["args"] = {k: v for k, v in vars(args).items() if k != "func"}
+        res = evaluate(
+            spec,
+            tasks=args.task,
+            split=args.split,
+            episodes=args.episodes,
+            seed=args.seed,
+            out=out,
+            workers=args.workers,
+            videos_per_task=args.videos,
+            max_steps=args.max_steps,
+            image_size=args.image_size,
+            extra=extra,
+            threads=args.threads,
+        )
+        name = out.name if len(checkpoints) > 1 else spec.kind
+        for task, e in res["tasks"].items():
+            lo, hi = e["ci95"]
+            lat = f", latency median {e['latency_s']['median']:.3f} s" if "latency_s" in e else ""
+            inv = f", invalid decodes {e['invalid_decodes']}" if e.get("invalid_decodes") else ""
+            print(
+                f"{name:>12s} {task:>16s} [{args.split}]: {100 * e['success_rate']:5.1f}% "
+                f"({e['successes']}/{e['episodes']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%){lat}{inv}"
+            )
+        print(f"wrote {out / 'results.json'}")
+        table.append((name, res["tasks"]))
+    if len(table) > 1:  # the side-by-side comparison, as markdown
+        print(f"\n| {args.split} | " + " | ".join(args.task) + " |")
+        print("|---|" + "---|" * len(args.task))
+        for name, tasks in table:
+            cells = [f"{100 * tasks[t]['success_rate']:.0f}%" for t in args.task]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
 
@@ -112,7 +139,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="closed-loop success in the embedded sim (Wilson 95%% intervals, videos, results.json)",
         description="Roll a policy out closed-loop; write DIR/results.json, rollout videos and trajectories.",
     )
-    p.add_argument("--checkpoint", help="world-model checkpoint (model dir, step dir or run) or baseline run")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        help="world-model checkpoint (model dir, step dir or run) or baseline run; repeat to compare "
+        "several on the same episodes (results in OUT/<folder name>/, a table at the end)",
+    )
     p.add_argument(
         "--policy",
         choices=("expert", "action_images", "bc", "lowdim"),
