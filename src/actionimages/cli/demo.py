@@ -3,14 +3,16 @@
 Stages (each skipped when its marker ``DIR/stages/<name>.json`` exists, so a rerun resumes):
 
 1. ``codec``: the codec demo (``actionimages codec demo``).
-2. ``collect``: scripted-expert demonstrations (train split, and a small held-out set).
-3. ``vae``: the tiny config's small Wan VAE on those demonstrations.
+2. ``collect``: scripted-expert demonstrations (train split, and a few ``test`` episodes for the
+   generation metrics).
+3. ``vae``: the config's small Wan VAE on those demonstrations (``--vae-steps``; by default
+   ``tiny`` reuses the autoencoder shipped in ``checkpoints/tiny``).
 4. ``train``: the tiny world-action model.
 5. ``baselines``: image BC and the low-dimensional-head ablation on the same demonstrations.
-6. ``eval``: closed-loop success of every policy on the held-out and unseen-camera splits, plus
-   the world model's earlier checkpoints (success against training steps) and, when present, the
-   pretrained model shipped in ``checkpoints/tiny`` (``--shipped``), trained far longer than a
-   demo can.
+6. ``eval``: closed-loop success of every policy on ``test`` (the training distribution on unseen
+   scenes, the headline split), unseen cameras and held-out objects, plus the world model's earlier
+   checkpoints on ``test`` (the learning curve) and, when present, the pretrained model shipped in
+   ``checkpoints/tiny`` (``--shipped``), trained far longer than a demo can.
 7. ``generation``: generation quality (joint / a2v / v2a, shuffled-action control).
 8. ``report``: ``DIR/report.html``.
 
@@ -81,22 +83,28 @@ class Demo:
         import shutil
 
         common = ["--image-size", str(self.a.image_size), "--workers", str(self.a.workers)]
-        for split, n in (("train", self.a.episodes), ("heldout", self.a.heldout_episodes)):
+        for split, n in (("train", self.a.episodes), ("test", self.a.heldout_episodes)):
             if (self.data / split).exists():  # an interrupted collection: collect appends, so start over
                 shutil.rmtree(self.data / split)
             args = ["collect", "--out", str(self.data / split), "--split", split, "--episodes", str(n)]
             for t in self.tasks:
                 args += ["--task", t]
-            self._run(args + common + ["--seed", str(self.a.seed + (0 if split == "train" else 10_000))])
+            self._run(args + common + ["--seed", str(self.a.seed)])  # splits never share scenes
 
     def _has_vae(self) -> bool:
         from actionimages.model import get_config
 
         return get_config(self.a.config).latent.kind == "wan_vae"
 
+    def _trains_vae(self) -> bool:
+        return self._has_vae() and (self.a.vae_steps > 0 or self.a.config != "tiny")
+
     def vae(self) -> None:
         if not self._has_vae():
             print(f"config {self.a.config!r} works in pixel space: no VAE to train")
+            return
+        if not self._trains_vae():
+            print("--vae-steps 0: the world model uses the autoencoder shipped in checkpoints/tiny")
             return
         self._run(
             ["train-vae", "--config", self.a.config, "--data", str(self.data / "train"),
@@ -110,7 +118,7 @@ class Demo:
             "--save-every", str(max(1, self.a.train_steps // 3)), "--seed", str(self.a.seed),
             "--batch-size", str(self.a.batch_size),
         ]  # fmt: skip
-        if self._has_vae():
+        if self._trains_vae():
             args += ["--vae", str(self.out / "vae_run" / "vae")]
         if (self.out / "world_model" / "checkpoints").is_dir():
             args.append("--resume")
@@ -142,32 +150,33 @@ class Demo:
     def eval(self) -> None:
         model = ["--checkpoint", str(self.out / "world_model"), "--num-steps", str(self.a.num_steps)]
         n = self.a.eval_episodes
-        # Held-out scenes and unseen cameras at full size; the training split (seen scenes) smaller.
-        for split, eps in (("heldout", n), ("heldout_cameras", n), ("train", max(2, n // 2))):
+        # test (unseen scenes of the training distribution) and unseen cameras at full size; held-out
+        # objects smaller.
+        for split, eps in (("test", n), ("heldout_cameras", n), ("heldout", max(2, n // 2))):
             self._eval("action_images", model, split, eps, self.tasks)
             for kind in ("bc", "lowdim"):
                 self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, eps, self.tasks)
-        self._eval("expert", ["--policy", "expert"], "heldout", n, self.tasks)
+        self._eval("expert", ["--policy", "expert"], "test", n, self.tasks)
         shipped = Path(self.a.shipped) if self.a.shipped else None
         if shipped is not None and (shipped / "config.json").is_file():
             ckpt = ["--checkpoint", str(shipped), "--num-steps", str(self.a.num_steps)]
-            for split in ("heldout", "heldout_cameras"):
+            for split in ("test", "heldout_cameras"):
                 self._eval("action_images_shipped", ckpt, split, n, self.tasks)
         elif shipped is not None:
             print(f"no shipped checkpoint at {shipped}: skipping its evaluation")
-        # Success against training steps: the trainer's kept intermediate checkpoints.
+        # The learning curve: success on test at the trainer's kept intermediate checkpoints.
         from actionimages.train.checkpoint import list_checkpoints
 
         for ck in list_checkpoints(self.out / "world_model" / "checkpoints")[:-1]:
             self._eval(
                 f"action_images_{ck.name}", ["--checkpoint", str(ck), "--num-steps", str(self.a.num_steps)],
-                "heldout", max(2, n // 2), self.tasks,
+                "test", max(2, n // 2), self.tasks,
             )  # fmt: skip
 
     def generation(self) -> None:
         self._run(
             ["eval-generation", "--checkpoint", str(self.out / "world_model"),
-             "--data", str(self.data / "heldout"),
+             "--data", str(self.data / "test"),
              "--out", str(self.out / "generation"), "--episodes", str(self.a.generation_episodes),
              "--num-steps", str(self.a.num_steps), "--seed", str(self.a.seed)]
         )  # fmt: skip
@@ -218,9 +227,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--task", action="append", help=f"task (repeat; default {' '.join(DEFAULT_TASKS)})")
     p.add_argument("--episodes", type=int, default=20, help="training demonstrations per task (default 20)")
-    p.add_argument("--heldout-episodes", type=int, default=4, help="held-out demonstrations per task")
+    p.add_argument(
+        "--heldout-episodes",
+        type=int,
+        default=4,
+        help="test-split demonstrations per task (generation metrics)",
+    )
     p.add_argument("--config", default="tiny", help="world-model config (default tiny)")
-    p.add_argument("--vae-steps", type=int, default=600, help="VAE training steps (default 600)")
+    p.add_argument(
+        "--vae-steps", type=int, default=0,
+        help="VAE training steps (default 0: tiny reuses the autoencoder shipped in checkpoints/tiny)",
+    )  # fmt: skip
     p.add_argument("--train-steps", type=int, default=1000, help="world-model training steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=16, help="world-model batch size (default 16)")
     p.add_argument(
