@@ -43,8 +43,10 @@ def test_baseline_train_resume_and_evaluate(tmp_path, kind, expert_demos):
     assert meta["step"] == 2 and meta["cameras"] == ["front", "overhead"] and meta["train_frames"] >= 8
     assert (run / "model.safetensors").is_file() and detect_kind(run) == kind
     first_step = json.loads((run / "baseline.json").read_text())["step"]
+    first_cpu = json.loads((run / "baseline.json").read_text())["cpu_seconds"]
     meta = train_baseline(kind, data, run, max_steps=3, batch_size=2, progress=False)  # resumes
     assert meta["step"] == 3 and first_step == 2
+    assert meta["cpu_seconds"] > first_cpu > 0  # CPU time adds up across resumes
     with pytest.raises(ActionImagesError, match="holds a"):
         train_baseline("lowdim" if kind == "bc" else "bc", data, run, max_steps=1)
     policy = load_baseline_policy(run, execute=3)

@@ -61,15 +61,22 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert ck is not None and ck.name == "step-00000003"
     assert (ck / "model" / "config.json").is_file() and (ck / "raw.safetensors").is_file()
 
+    saved_hours = json.loads((ck / "state.json").read_text())["cpu_hours"]
+    assert saved_hours > 0  # the cost axis of success per CPU-hour
+
     resumed = _trainer(tmp_path / "full", steps=6, seed=123)  # different init: must be overwritten
     assert resumed.resume()
     assert resumed.step == 3
+    assert resumed.cpu_hours >= saved_hours  # resuming carries the spent CPU time forward
     again = resumed.fit()
     assert len(again) == 3
     assert again == pytest.approx(ref[3:], rel=1e-5, abs=1e-6)
     # the exported model (EMA weights) loads as a model directory
     path = resumed.export()
     assert load_model(path).spec.name == "micro"
+    from actionimages.eval.checkpoints import training_cpu_hours
+
+    assert training_cpu_hours(tmp_path / "full") >= saved_hours  # read back for eval's tagging
 
 
 def test_checkpoint_survives_a_crash_during_save(tmp_path):

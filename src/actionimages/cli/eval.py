@@ -74,6 +74,13 @@ def run_eval(args: argparse.Namespace) -> int:
         spec, extra = _policy_spec(args, checkpoint)
         if args.train_step is not None:
             extra["train_step"] = args.train_step
+        hours = args.train_cpu_hours
+        if hours is None and checkpoint:
+            from actionimages.eval.checkpoints import training_cpu_hours
+
+            hours = training_cpu_hours(checkpoint)
+        if hours is not None:
+            extra["train_cpu_hours"] = round(float(hours), 4)
         if args.label and len(checkpoints) == 1:
             extra["label"] = args.label
         extra["args"] = {k: v for k, v in vars(args).items() if k != "func"}
@@ -172,6 +179,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
     p.add_argument("--train-step", type=int, help="tag results with this training step (for the report)")
     p.add_argument("--label", help="name shown in the report")
+    p.add_argument(
+        "--train-cpu-hours",
+        type=float,
+        help="tag results with the training's CPU-hours (default: read from the checkpoint where recorded)",
+    )
     p.set_defaults(func=run_eval)
 
     g = subparsers.add_parser(

@@ -30,9 +30,15 @@ def sha256_of(path: Path) -> str:
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path, dtype: str = "fp16", recipe: str | Path | None = None
+    checkpoint: str | Path,
+    out: str | Path,
+    dtype: str = "fp16",
+    recipe: str | Path | None = None,
+    cpu_hours: float | None = None,
 ) -> dict:
-    """Export the model behind ``checkpoint`` (run, step or model dir) to ``out``; returns provenance."""
+    """Export the model behind ``checkpoint`` (run, step or model dir) to ``out``; returns provenance.
+
+    ``cpu_hours`` (the training's cost) defaults to what the checkpoint records."""
     import torch
 
     from actionimages.eval.checkpoints import resolve_model_dir
@@ -42,6 +48,8 @@ def export_checkpoint(
         raise ActionImagesError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if recipe is not None and not Path(recipe).is_file():
         raise ActionImagesError(f"recipe file {recipe} does not exist")
+    from actionimages.eval.checkpoints import training_cpu_hours
+
     src, step = resolve_model_dir(checkpoint)
     model = load_model(src)
     if model.spec.pretrained:
@@ -73,6 +81,9 @@ def export_checkpoint(
         "weights_sha256": sha256_of(weights),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
+    if hours is not None:
+        info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
     (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
     if recipe is not None:
         shutil.copyfile(recipe, tmp / Path(recipe).name)
@@ -83,7 +94,7 @@ def export_checkpoint(
 
 
 def run_export(args: argparse.Namespace) -> int:
-    info = export_checkpoint(args.checkpoint, args.out, args.dtype, args.recipe)
+    info = export_checkpoint(args.checkpoint, args.out, args.dtype, args.recipe, args.cpu_hours)
     print(json.dumps({"out": str(args.out), **info}, indent=1))
     return 0
 
@@ -98,4 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint folder to write (replaced if it exists)")
     p.add_argument("--dtype", default="fp16", choices=DTYPES, help="stored weight dtype (default fp16)")
     p.add_argument("--recipe", help="a text file (how the model was made) copied into the folder")
+    p.add_argument(
+        "--cpu-hours",
+        type=float,
+        help="training CPU-hours to record (default: from the checkpoint's state.json)",
+    )
     p.set_defaults(func=run_export)

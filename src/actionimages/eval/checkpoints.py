@@ -48,3 +48,29 @@ def _latest_step(run: Path) -> int | None:
 
     ck = latest_checkpoint(run / "checkpoints")
     return _step_of(ck) if ck is not None else None
+
+
+def training_cpu_hours(checkpoint: str | Path) -> float | None:
+    """CPU-hours the checkpoint's training took, where recorded: a trainer step's ``state.json``
+    (``cpu_hours``), an exported model's ``provenance.json`` (``cpu_hours``) or a baseline run's
+    ``baseline.json`` (``cpu_seconds``). None when nothing records it."""
+    p = Path(checkpoint)
+    candidates = [p / "baseline.json", p / "provenance.json", p / "state.json", p.parent / "state.json"]
+    if (p / "checkpoints").is_dir():
+        from actionimages.train.checkpoint import latest_checkpoint
+
+        ck = latest_checkpoint(p / "checkpoints")
+        if ck is not None:
+            candidates.append(ck / "state.json")
+    for c in candidates:
+        if not c.is_file():
+            continue
+        try:
+            rec = json.loads(c.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("cpu_hours") is not None:
+            return float(rec["cpu_hours"])
+        if rec.get("cpu_seconds") is not None:
+            return float(rec["cpu_seconds"]) / 3600.0
+    return None

@@ -166,6 +166,9 @@ class Trainer:
         self.ema = EMA(self.named, self.cfg.ema_decay)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        # CPU time of this process (all its threads) plus what earlier runs of the same training
+        # spent: the cost axis of success-per-CPU-hour comparisons.
+        self._cpu_before, self._cpu_t0 = 0.0, time.process_time()
 
     # ------------------------------------------------------------- state
     @property
@@ -191,6 +194,7 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
             "model_config": unwrapped.spec.to_dict(),
             "history": self.history[-1000:],
+            "cpu_hours": round(self.cpu_hours, 4),
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
@@ -247,7 +251,13 @@ class Trainer:
         torch.set_rng_state(opt_state["torch_rng"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
+        self._cpu_before, self._cpu_t0 = float(state.get("cpu_hours", 0.0)) * 3600.0, time.process_time()
         return True
+
+    @property
+    def cpu_hours(self) -> float:
+        """CPU-hours spent on this training so far, across resumes (this process: all threads)."""
+        return (self._cpu_before + time.process_time() - self._cpu_t0) / 3600.0
 
     def export(self, path: str | Path | None = None, use_ema: bool = True) -> Path:
         """Write a loadable model dir (``load_model``) with the EMA (or raw) weights, atomically."""

@@ -144,6 +144,7 @@ def train_baseline(
         write_meta(out, meta)
 
     t0 = time.perf_counter() - meta["train_seconds"]
+    cpu0 = time.process_time() - meta.get("cpu_seconds", 0.0)  # CPU time across resumes
     bar = tqdm(desc=f"baseline {kind}", unit="step", initial=meta["step"], disable=not progress)
     running = None
     while True:
@@ -166,9 +167,11 @@ def train_baseline(
             meta["losses"].append([meta["step"], round(running, 5)])
         if meta["step"] % checkpoint_every == 0:
             meta["train_seconds"] = time.perf_counter() - t0
+            meta["cpu_seconds"] = time.process_time() - cpu0
             save()
     bar.close()
     meta["train_seconds"] = time.perf_counter() - t0
+    meta["cpu_seconds"] = time.process_time() - cpu0
     save()
     return meta
 
