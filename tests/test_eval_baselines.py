@@ -78,7 +78,14 @@ def test_eval_compares_several_checkpoints_in_one_command(tmp_path, expert_demos
         train_baseline(kind, data, tmp_path / kind, max_steps=1, batch_size=2, progress=False)
     out = tmp_path / "cmp"
     argv = ["eval", "--task", "reach_target", "--episodes", "1", "--max-steps", "3", "--videos", "0"]
-    argv += ["--checkpoint", str(tmp_path / "bc"), "--checkpoint", str(tmp_path / "lowdim"), "--out", str(out)]
+    argv += [
+        "--checkpoint",
+        str(tmp_path / "bc"),
+        "--checkpoint",
+        str(tmp_path / "lowdim"),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| test | reach_target |" in text and "| bc |" in text and "| lowdim |" in text

@@ -36,7 +36,9 @@ def _episode(task: str, i: int, success: bool, out: Path, video: bool) -> Episod
     return EpisodeResult(task, "heldout", i, 100 + i, success, 4, 0.1, stats, vid, str(traj))
 
 
-def _write_results(out: Path, kind: str, split: str, outcomes: dict[str, list[bool]], step=None) -> None:
+def _write_results(
+    out: Path, kind: str, split: str, outcomes: dict[str, list[bool]], step=None, cpu_hours=None
+) -> None:
     eps = [
         _episode(task, i, s, out, video=i == 0) for task, succ in outcomes.items() for i, s in enumerate(succ)
     ]
@@ -48,6 +50,8 @@ def _write_results(out: Path, kind: str, split: str, outcomes: dict[str, list[bo
     }
     if step is not None:
         res["train_step"] = step
+    if cpu_hours is not None:
+        res["train_cpu_hours"] = cpu_hours
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res))
 
@@ -64,7 +68,12 @@ def _make_run(tmp_path: Path) -> Path:
         {"reach_target": [True] * 3 + [False], "push_button": [True]},
         200,
     )
-    _write_results(run / "eval" / "bc", "bc", "heldout", {"reach_target": [False, False, True]})
+    _write_results(
+        run / "eval" / "bc", "bc", "heldout", {"reach_target": [False, False, True]}, cpu_hours=0.5
+    )
+    _write_results(
+        run / "eval" / "bc2", "bc", "heldout", {"reach_target": [True, False, True]}, cpu_hours=1.0
+    )
     _write_results(run / "eval" / "policy_cams", "action_images", "heldout_cameras", {"reach_target": [True]})
     gen = {
         "modes": {"joint": {"psnr": 21.5, "ssim": 0.71, "lpips": None, "fvd": None, "position_err_m": 0.012}},
@@ -84,6 +93,7 @@ def test_report_contents(tmp_path):
     assert "75%" in text  # 3/4 on reach_target at step 200
     assert 'id="baselines-table"' in text and "<svg" in text  # two policy kinds; a training curve
     assert "unavailable" in text  # LPIPS/FVD shown as unavailable, not a number
+    assert 'id="cost-curve"' in text  # success per training CPU-hour (bc at two budgets)
     assert "videos/reach_target_000.mp4" in text
     pngs = list((run / "report_assets").rglob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)

@@ -73,6 +73,12 @@ code { background: #f4f4f4; padding: 1px 4px; }
 {% if curve_svg %}<div id="training-curve">{{ curve_svg }}</div>
 {% else %}<p>No evaluations tagged with a training step (<code>train_step</code>) found.</p>{% endif %}
 
+<h2 id="cost">Success per training CPU-hour</h2>
+{% if cost_svg %}<div id="cost-curve">{{ cost_svg }}</div>
+<p>Every policy whose evaluation records its training's CPU-hours (<code>train_cpu_hours</code>),
+one panel per task, one line per policy kind and split.</p>
+{% else %}<p>No evaluations tagged with training CPU-hours (<code>train_cpu_hours</code>).</p>{% endif %}
+
 <h2 id="generation">Generation quality (held-out episodes)</h2>
 {% if generation %}
 <table id="generation-table"><thead><tr><th>source</th><th>mode</th>
@@ -239,6 +245,47 @@ def _curve_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
     return svg[svg.index("<svg") :]  # drop the XML prolog so it can sit inline
 
 
+def _cost_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
+    """Success against training CPU-hours: one panel per task, a line per (policy kind, split)."""
+    series: dict[str, dict[tuple[str, str], list[tuple[float, float, float, float]]]] = {}
+    for _, r in evals:
+        hours = r.get("train_cpu_hours")
+        if hours is None:
+            continue
+        key = (str(r.get("policy", {}).get("kind", "?")), str(r.get("split", "?")))
+        for t, e in r["tasks"].items():
+            series.setdefault(t, {}).setdefault(key, []).append(
+                (float(hours), e["success_rate"], e["ci95"][0], e["ci95"][1])
+            )
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(series)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for (kind, split), pts in sorted(series[task].items()):
+            s = np.array(sorted(pts))
+            ax.errorbar(
+                s[:, 0], s[:, 1], yerr=[s[:, 1] - s[:, 2], s[:, 3] - s[:, 1]], marker="o", capsize=2,
+                label=f"{kind} ({split})",
+            )  # fmt: skip
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("training CPU-hours")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("success rate")
+    axes[0][-1].legend(fontsize=7)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
 def trajectory_plot(npz_path: Path, png_path: Path) -> Path:
     """Plot an episode's executed end-effector position and gripper over time (PNG)."""
     import matplotlib
@@ -354,6 +401,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_videos:
         success_tables=_success_tables(evals, run_dir),
         baseline_table=_baseline_table(evals, run_dir),
         curve_svg=markupsafe.Markup(s) if (s := _curve_svg(evals)) else None,
+        cost_svg=markupsafe.Markup(c) if (c := _cost_svg(evals)) else None,
         generation=gen_rows,
         gen_metrics=gen_metrics,
         gen_notes=gen_notes,
