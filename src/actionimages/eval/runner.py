@@ -32,8 +32,10 @@ DEFAULT_MAX_STEPS = 200
 class PolicySpec:
     """A picklable recipe for building a policy inside a worker process.
 
-    ``kind``: ``expert`` | ``action_images`` | ``bc`` | ``lowdim``; ``checkpoint``: directory
-    (None for the expert); ``options``: keyword arguments for the policy constructor.
+    ``kind``: ``expert`` | ``action_images`` | ``bc`` | ``lowdim``, or the oracle ladder's
+    ``oracle_codec`` | ``oracle_autoencoder`` (the expert's future as action images, see
+    ``actionimages.policy.oracle``); ``checkpoint``: directory (None for the expert);
+    ``options``: keyword arguments for the policy constructor.
     """
 
     kind: str
@@ -44,7 +46,7 @@ class PolicySpec:
         return {"kind": self.kind, "checkpoint": self.checkpoint, "options": dict(self.options)}
 
 
-POLICY_KINDS = ("expert", "action_images", "bc", "lowdim")
+POLICY_KINDS = ("expert", "action_images", "bc", "lowdim", "oracle_codec", "oracle_autoencoder")
 
 
 def detect_kind(checkpoint: str | Path) -> str:
@@ -75,6 +77,13 @@ def build_policy(spec: PolicySpec) -> Policy:
         from actionimages.policy.action_image_policy import ActionImagePolicy
 
         return ActionImagePolicy.from_checkpoint(spec.checkpoint, **spec.options)
+    if spec.kind in ("oracle_codec", "oracle_autoencoder"):
+        from actionimages.policy.oracle import OracleActionImagePolicy
+
+        through_vae = spec.kind == "oracle_autoencoder"
+        return OracleActionImagePolicy.from_checkpoint(
+            spec.checkpoint, through_vae=through_vae, **spec.options
+        )
     from actionimages.eval.baselines import load_baseline_policy
 
     return load_baseline_policy(spec.checkpoint, **spec.options)

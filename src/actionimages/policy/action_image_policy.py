@@ -100,7 +100,7 @@ class ActionImagePolicy:
         Returns ``{"actions": (F, 7), "valid": (F,) bool, "action_images": {view: (F, H, W, 3)}
         in [0, 1], "views": [...], "seed": int}``; frame 0 is the current pose.
         """
-        from actionimages.model import decode_actions, generate
+        from actionimages.model import decode_actions
 
         cfg = self.cfg
         views = select_views(obs, self.views, cfg.num_views)
@@ -109,14 +109,11 @@ class ActionImagePolicy:
         )
         batch = batch_of_one(sample)
         seed = zlib.crc32(f"{self.base_seed}/{self._episode_seed}/{self._stats.replans}".encode())
-        gen = generate(
-            self.model, batch, mode=self.mode, num_steps=self.num_steps, guidance=self.guidance, seed=seed,
-            decode_rgb=False, decode_action_poses=False,
-        )  # fmt: skip
-        imgs = ((gen.action_images[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
+        video = self.action_video(obs, batch, seed)
+        imgs = ((video[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
         F = cfg.num_frames
         try:
-            actions, valid = decode_actions(batch, gen.action_images, cfg.action_sigma_frac)
+            actions, valid = decode_actions(batch, video, cfg.action_sigma_frac)
             actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
         except (RuntimeError, ActionImagesError) as exc:
             # A generated action video the codec cannot decode at all counts as an invalid decode.
@@ -129,6 +126,21 @@ class ActionImagePolicy:
             "views": views,
             "seed": seed,
         }
+
+    def action_video(self, obs: dict[str, Any], batch: dict[str, Any], seed: int) -> torch.Tensor:
+        """The plan's action video (1, V, 3, F, H, W) in [-1, 1]: where plans come from.
+
+        Here the world model generates it from the one-frame ``batch`` (:func:`batch_of_one` of
+        :func:`observation_sample`) with noise ``seed``; oracles (``actionimages.policy.oracle``)
+        override this and keep the decoding and receding-horizon execution of :meth:`plan` / :meth:`act`.
+        """
+        from actionimages.model import generate
+
+        gen = generate(
+            self.model, batch, mode=self.mode, num_steps=self.num_steps, guidance=self.guidance, seed=seed,
+            decode_rgb=False, decode_action_poses=False,
+        )  # fmt: skip
+        return gen.action_images
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         """The next absolute target (7,); replans when the executed prefix is used up."""

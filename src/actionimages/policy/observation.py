@@ -57,19 +57,29 @@ def observation_sample(
     instruction: str | None = None,
     sigma_frac: float = 0.05,
     axis_length: float = 0.10,
+    actions: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """A training-format sample (docs/ARCHITECTURE.md) whose clip starts at the current observation.
 
     Frame 0 holds the current images and the action images of the current pose ``obs["ee_pose"]``;
     frames 1..F-1 are padding (``frame_valid`` False) for the model to generate. Tensors have no
     batch dimension; collate with :func:`batch_of_one`.
+
+    ``actions`` (T, 7), optional: poses to draw instead, one per frame (T = ``num_frames``; row 0
+    normally the current pose), for oracles that know the future; the images of every frame are
+    then the current ones and all frames are valid.
     """
     from actionimages.data.episode import Episode
     from actionimages.data.sample import SampleBuilder
 
     pose = np.asarray(obs["ee_pose"], dtype=np.float64)[None, :7]
+    if actions is not None:
+        pose = np.asarray(actions, dtype=np.float64)
+        if pose.shape != (num_frames, 7):
+            raise ActionImagesError(f"actions must have shape ({num_frames}, 7), got {pose.shape}")
+    T = pose.shape[0]
     ep = Episode(
-        frames={v: np.asarray(obs["images"][v])[None] for v in views},
+        frames={v: np.repeat(np.asarray(obs["images"][v])[None], T, axis=0) for v in views},
         cameras={v: obs["cameras"][v] for v in views},
         actions=pose,
         state=pose,

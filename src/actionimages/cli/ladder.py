@@ -1,0 +1,136 @@
+"""``actionimages ladder``: the oracle ladder (expert, codec, autoencoder, model) and perception checks.
+
+Writes ``DIR/ladder.json`` (per rung and task: successes, episodes, Wilson 95% interval),
+``DIR/perception.json`` (objects through the VAE; target following on ``reach_target``),
+``DIR/perception_autoencoder.png`` and each rung's ``actionimages eval`` output under
+``DIR/rungs/<rung>/``; prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from actionimages.errors import ActionImagesError
+
+
+def run_ladder_cli(args: argparse.Namespace) -> int:
+    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.eval.ladder import (
+        autoencoder_objects,
+        check_tasks_split,
+        markdown_table,
+        parse_rungs,
+        perception_markdown,
+        run_ladder,
+        target_following,
+        write_json,
+    )
+
+    tasks = [t.strip() for arg in args.task for t in arg.split(",") if t.strip()]
+    rungs = parse_rungs(args.rungs)
+    check_tasks_split(tasks, args.split)
+    for name in ("episodes", "workers"):
+        if getattr(args, name) < 1:
+            raise ActionImagesError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.perception_scenes < 0 or args.follow_scenes < 0:
+        raise ActionImagesError("--perception-scenes and --follow-scenes must be >= 0")
+    needs_model = [r for r in rungs if r != "expert"]
+    perception = args.perception_scenes > 0 or args.follow_scenes > 0
+    if (needs_model or perception) and not args.checkpoint:
+        what = f"rungs {needs_model}" if needs_model else "the perception checks"
+        raise ActionImagesError(f"{what} need a world model: give --checkpoint DIR")
+    model_dir = resolve_model_dir(args.checkpoint)[0] if args.checkpoint else None  # clear error if missing
+    options: dict[str, Any] = {"num_steps": args.num_steps, "guidance": args.guidance}
+    if args.execute is not None:
+        options["execute"] = args.execute
+    if args.views:
+        options["views"] = args.views
+    out = Path(args.out)
+
+    ladder = run_ladder(
+        model_dir, tasks, split=args.split, episodes=args.episodes, rungs=rungs, seed=args.seed,
+        workers=args.workers, out=out, options=options, image_size=args.image_size,
+        max_steps=args.max_steps, videos=args.videos, threads=args.threads,
+    )  # fmt: skip
+    print(f"\nOracle ladder, {args.split} split, {args.episodes} episodes per task, seed {args.seed}:\n")
+    print(markdown_table(ladder))
+    print(f"\nwrote {out / 'ladder.json'}")
+    if not perception:
+        return 0
+
+    import torch
+
+    from actionimages.model import load_model
+    from actionimages.policy.action_image_policy import ActionImagePolicy
+    from actionimages.policy.oracle import OracleActionImagePolicy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(model_dir)
+    report: dict[str, Any] = {"checkpoint": str(model_dir), "options": {**options, "seed": args.seed}}
+    if args.perception_scenes > 0:
+        report["autoencoder_objects"] = autoencoder_objects(
+            model, tasks, split=args.split, scenes=args.perception_scenes, seed=args.seed,
+            image_size=args.image_size, views=args.views, png=out / "perception_autoencoder.png",
+        )  # fmt: skip
+    if args.follow_scenes > 0:
+        follow = {}
+        for name, policy in (
+            ("codec (expert oracle)", OracleActionImagePolicy(model, seed=args.seed, **options)),
+            ("model", ActionImagePolicy(model, seed=args.seed, **options)),
+        ):
+            follow[name] = target_following(
+                policy,
+                split=args.split,
+                scenes=args.follow_scenes,
+                seed=args.seed,
+                image_size=args.image_size,
+            )
+        report["target_following"] = follow
+    write_json(out / "perception.json", report)
+    print("\nPerception checks:\n")
+    print(perception_markdown(report))
+    print(f"\nwrote {out / 'perception.json'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ladder",
+        help="oracle ladder (expert, codec, autoencoder, model) and perception checks of a world model",
+        description=(
+            "Closed-loop success of the scripted expert, of its future drawn as action images and decoded "
+            "(codec), of the same through the model's VAE (autoencoder), and of the model itself, on the "
+            "same episodes; plus whether task objects survive the VAE and whether plans follow a moved "
+            "target. Writes DIR/ladder.json, DIR/perception.json and a picture."
+        ),
+    )
+    p.add_argument("--checkpoint", help="world-model checkpoint (model dir, step dir or run)")
+    p.add_argument("--task", action="append", required=True, help="task name (repeat, or comma-separate)")
+    p.add_argument("--split", default="test", help="sim split (default test)")
+    p.add_argument("--episodes", type=int, default=50, help="episodes per task and rung (default 50)")
+    p.add_argument(
+        "--rungs", default="expert,codec,autoencoder,model", help="comma-separated rungs (default: all four)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="base seed: episodes and sampling noise, as in eval")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument(
+        "--threads", type=int, help="torch threads per worker (default: $OMP_NUM_THREADS or cores)"
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--perception-scenes", type=int, default=12, help="scenes per task for the VAE check (0: skip)"
+    )
+    p.add_argument(
+        "--follow-scenes", type=int, default=10, help="reach_target scenes for following (0: skip)"
+    )
+    p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
+    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    p.add_argument("--views", nargs="+", help="camera names fed to the model (default: first V)")
+    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
+    p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
+    p.add_argument("--videos", type=int, default=0, help="rollout videos per task and rung (default 0)")
+    p.set_defaults(func=run_ladder_cli)
