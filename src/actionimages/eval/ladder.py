@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from actionimages.errors import ActionImagesError
-from actionimages.eval.runner import PolicySpec, episode_seed, evaluate
+from actionimages.eval.runner import PolicySpec, check_tasks_split, episode_seed, evaluate
 
 RUNGS: tuple[str, ...] = ("expert", "codec", "autoencoder", "model")
 RUNG_KINDS = {
@@ -68,19 +68,6 @@ def parse_rungs(rungs: str | Sequence[str]) -> list[str]:
     if bad or not names:
         raise ActionImagesError(f"unknown rung(s) {bad or names}; choose from {list(RUNGS)}")
     return list(dict.fromkeys(names))
-
-
-def check_tasks_split(tasks: Sequence[str], split: str) -> None:
-    """Raise a clear error for unknown tasks or a split the sim does not have (yet)."""
-    from actionimages.sim import SPLITS, TASKS
-
-    if not tasks:
-        raise ActionImagesError("no tasks given")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ActionImagesError(f"unknown task(s) {unknown}; available: {list(TASKS)}")
-    if split not in SPLITS:
-        raise ActionImagesError(f"unknown split {split!r}; available: {list(SPLITS)}")
 
 
 # ---------------------------------------------------------------------------------------- ladder

@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,6 +88,19 @@ def build_policy(spec: PolicySpec) -> Policy:
     from actionimages.eval.baselines import load_baseline_policy
 
     return load_baseline_policy(spec.checkpoint, **spec.options)
+
+
+def check_tasks_split(tasks: Sequence[str], split: str) -> None:
+    """Raise a clear error for no tasks, unknown tasks or a split the sim does not have."""
+    from actionimages.sim import SPLITS, TASKS
+
+    if not tasks:
+        raise ActionImagesError("no tasks given")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ActionImagesError(f"unknown task(s) {unknown}; available: {list(TASKS)}")
+    if split not in SPLITS:
+        raise ActionImagesError(f"unknown split {split!r}; available: {list(SPLITS)}")
 
 
 def episode_seed(seed: int, task: str, split: str, index: int) -> int:
@@ -277,15 +291,7 @@ def evaluate(
     divided among the workers; on a
     machine shared with other jobs 1 is often much faster, as idle-spinning threads contend).
     """
-    from actionimages.sim import SPLITS, TASKS
-
-    if not tasks:
-        raise ActionImagesError("evaluate: no tasks given")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ActionImagesError(f"unknown task(s) {unknown}; available: {list(TASKS)}")
-    if split not in SPLITS:
-        raise ActionImagesError(f"unknown split {split!r}; available: {list(SPLITS)}")
+    check_tasks_split(tasks, split)
     if episodes < 1 or workers < 1:
         raise ActionImagesError(f"episodes and workers must be >= 1, got {episodes} and {workers}")
     out_dir = Path(out) if out is not None else None
