@@ -310,6 +310,11 @@ def autoencoder_objects(
         "size": [H, W],
         "split": split,
         "seed": int(seed),
+        # What the transformer sees of the current frames: with obs_patch it also reads them in
+        # pixel space (exact), so objects the autoencoder drops still reach it.
+        "observation_path": f"pixels ({cfg.obs_patch}-px tokens) + autoencoder"
+        if cfg.obs_patch
+        else "autoencoder",
     }
     if png is not None:
         res["picture"] = {
@@ -498,6 +503,8 @@ def perception_markdown(perception: dict[str, Any]) -> str:
     ae = perception.get("autoencoder_objects")
     if ae:
         lines += [
+            f"The model sees the current frames through: {ae.get('observation_path', 'autoencoder')}.",
+            "",
             "| task | object colour error, median (0–765) | instructed object | object vs table contrast "
             "| reconstruction nearer the object than the table | whole-image error |",
             "|---|---|---|---|---|---|",
