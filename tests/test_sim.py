@@ -34,6 +34,7 @@ def run_expert(env, seed: int) -> dict:
 # ------------------------------------------------------------------------------------------ API
 def test_names_exported():
     assert set(TASKS) == {
+        "reach_target_single",
         "reach_target",
         "push_button",
         "close_drawer",
@@ -346,3 +347,20 @@ def test_the_named_colour_is_unique_in_the_scene(task):
                     if m.geom_bodyid[g] == bid:
                         assert not np.allclose(m.geom_rgba[g][:3], named_rgb), (task, split, seed, kind)
         assert named_rgb is not None
+
+
+def test_reach_target_single_is_reach_target_without_distractors():
+    env = make_env("reach_target_single", split="train", render=False)
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        assert info["distractors"] == [] and len(env.task_state.values["objects"]) == 1
+        for i in (1, 2):  # the other spheres are parked out of view
+            assert env.model.body_pos[env.body_id(f"sphere{i}")][2] < 0
+        assert env.model.body_pos[env.body_id("sphere0")][2] > 0
+    expert = scripted_expert(env)
+    obs, _ = env.reset(seed=0)
+    for _ in range(env.max_steps):
+        obs, _, _, _, info = env.step(expert.act(obs))
+        if info["success"]:
+            break
+    assert info["success"]

@@ -76,6 +76,8 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
             image_size=args.image_size, views=args.views, png=out / "perception_autoencoder.png",
         )  # fmt: skip
     if args.follow_scenes > 0:
+        # on the shrunk reach task when it is the one evaluated, else on reach_target
+        follow_task = "reach_target_single" if "reach_target_single" in tasks else "reach_target"
         follow = {}
         for name, policy in (
             ("codec (expert oracle)", OracleActionImagePolicy(model, seed=args.seed, **options)),
@@ -87,6 +89,7 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
                 scenes=args.follow_scenes,
                 seed=args.seed,
                 image_size=args.image_size,
+                task=follow_task,
             )
         report["target_following"] = follow
     write_json(out / "perception.json", report)

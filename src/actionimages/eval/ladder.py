@@ -352,6 +352,9 @@ def _unit(x: np.ndarray) -> np.ndarray | None:
     return x / n if n > 1e-6 else None
 
 
+FOLLOW_TASKS = ("reach_target", "reach_target_single")  # tasks whose target is the sphere `sphere0`
+
+
 def target_following(
     policy: Any,
     split: str = "test",
@@ -360,8 +363,11 @@ def target_following(
     image_size: int = 128,
     offsets: Sequence[Sequence[float]] = FOLLOW_OFFSETS,
     progress: bool = True,
+    task: str = "reach_target",
 ) -> dict[str, Any]:
     """Does ``policy``'s plan follow the ``reach_target`` target when only the target moves?
+
+    ``task``: ``reach_target`` or its one-sphere, no-clutter core ``reach_target_single``.
 
     For each base scene (the ladder's episode seeds) the target sphere is moved by each of
     ``offsets`` (m) and ``policy.plan(obs)`` runs with the same noise seed (``set_seed`` + ``reset``,
@@ -382,7 +388,8 @@ def target_following(
 
     from actionimages.sim import make_env
 
-    task = "reach_target"
+    if task not in FOLLOW_TASKS:
+        raise ActionImagesError(f"target following runs on {list(FOLLOW_TASKS)}, not {task!r}")
     check_tasks_split([task], split)
     if scenes < 1:
         raise ActionImagesError(f"scenes must be >= 1, got {scenes}")

@@ -96,6 +96,7 @@ class Task:
     name: str = ""
     max_steps: int = 60
     instructions: tuple[str, ...] = ()
+    max_clutter: int | None = None  # cap on the split's distractor count (None: the split decides)
 
     def objects_xml(self) -> str:
         raise NotImplementedError
@@ -125,6 +126,8 @@ class Task:
         for kind in TRAIN_DISTRACTORS + HELDOUT_DISTRACTORS:
             m.body_pos[env.body_id(f"clutter_{kind}")] = PARK
         n = int(rng.integers(var.n_distractors[0], var.n_distractors[1] + 1))
+        cap = env.task.max_clutter
+        n = n if cap is None else min(n, cap)
         kinds = list(rng.choice(var.distractors, size=n, replace=False)) if n else []
         placed = []
         # The instruction names one object by colour: no distractor may share that colour.
@@ -226,6 +229,21 @@ class ReachTarget(Task):
     def plan(self, env):
         target = env.task_state.values["target"]
         return [Waypoint(lambda e: (target.copy(), TOP_DOWN.copy()), 1.0, hold=2, tol=0.004)]
+
+
+class ReachTargetSingle(ReachTarget):
+    """reach_target shrunk to its core (ours, for diagnosis): one sphere, no distractor spheres, no
+    clutter. A policy that cannot reach here cannot see or follow the target at all."""
+
+    name = "reach_target_single"
+    max_clutter = 0
+
+    def randomise(self, env, rng, var):
+        st = super().randomise(env, rng, var)
+        for i in (1, 2):  # park the distractor spheres out of every view
+            env.model.body_pos[env.body_id(f"sphere{i}")] = PARK
+        st.values["objects"] = st.values["objects"][:1]
+        return st
 
 
 # =========================================================================== push_button
@@ -664,7 +682,8 @@ class StackBlocks(Task):
 
 
 TASK_CLASSES: dict[str, type[Task]] = {
-    cls.name: cls for cls in (ReachTarget, PushButton, CloseDrawer, OpenDrawer, PickUpCube, StackBlocks)
+    cls.name: cls
+    for cls in (ReachTarget, PushButton, CloseDrawer, OpenDrawer, PickUpCube, StackBlocks, ReachTargetSingle)
 }
 TASKS: tuple[str, ...] = tuple(TASK_CLASSES)
 
