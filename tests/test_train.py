@@ -291,9 +291,14 @@ def test_cli_train_vae_then_train_and_resume(tmp_path, capsys):
         )
         == 2
     )
+    # a config with a small VAE needs one; only tiny has a shipped default
     assert (
-        cli_main(["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(tmp_path / "r2")]) == 2
+        cli_main(["train", "--config", "micro", "--data", "synthetic:2", "--out", str(tmp_path / "r2")]) == 2
     )
+    capsys.readouterr()
+    tiny = ["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(tmp_path / "r3")]
+    assert cli_main(tiny + ["--steps", "1", "--batch-size", "1", "--save-every", "0"]) == 0
+    assert "shipped tiny autoencoder" in capsys.readouterr().err  # says which VAE it took
 
 
 def test_trainer_rejects_mismatched_resume(tmp_path):
