@@ -5,8 +5,10 @@
 - ``tiny``: the CPU policy. 2 views, 1 + 4 frames at 64², a small Wan-2.2-style VAE (8× spatial,
   no temporal compression, z_dim 16) trained on our own data (``actionimages train-vae``), a
   6.2M-parameter Wan transformer with 4×4 patches over 80 tokens, a hashed-n-gram text encoder,
-  and action-image blobs of σ = 0.10·64 px. Why each choice, and the 16×/4× design it replaced,
-  are measured in docs/results/model.md.
+  action-image blobs of σ = 0.10·64 px, and observation tokens (``obs_patch`` 8: the current
+  frames also enter cross-attention in pixel space; the shipped ``checkpoints/tiny`` predates
+  them and loads with ``obs_patch`` 0; docs/results/policy.md). Why each choice, and the 16×/4×
+  design it replaced, are measured in docs/results/model.md.
 - ``tiny-pixel``: option (b), a transformer of tiny's size in pixel space (9 frames, METHOD's σ)
   with no learned autoencoder:
   frames are folded 4× in time like the VAE does, patches are 16×16 pixels (192 tokens), and the
