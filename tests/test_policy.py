@@ -138,3 +138,18 @@ def test_eval_cli_expert_and_errors(tmp_path, capsys):
     assert main(["eval", "--policy", "expert", "--task", "nope", "--out", str(out)]) == 2
     assert "unknown task" in capsys.readouterr().err
     assert main(["eval", "--task", "reach_target", "--out", str(out)]) == 2  # no checkpoint, no expert
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"guidance": float("nan")}, "guidance"),
+        ({"guidance": -1.0}, "guidance"),
+        ({"num_steps": 0}, "num_steps"),
+    ],
+)
+def test_action_image_policy_rejects_bad_options(options, needle):
+    from actionimages.model import build_model
+
+    with pytest.raises(ActionImagesError, match=needle):
+        ActionImagePolicy(build_model("micro"), **options)

@@ -19,7 +19,6 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.eval.ladder import (
         autoencoder_objects,
-        check_tasks_split,
         markdown_table,
         parse_rungs,
         perception_markdown,
@@ -27,6 +26,7 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
         target_following,
         write_json,
     )
+    from actionimages.eval.runner import check_tasks_split
 
     tasks = [t.strip() for arg in args.task for t in arg.split(",") if t.strip()]
     rungs = parse_rungs(args.rungs)

@@ -172,13 +172,14 @@ def generate(
     x = eps.clone()
     camera = model.plucker_features(full["plucker"].to(dev))
     text = model.encode_text(list(full["instruction"]))
-    # The model's own view of the current frames (configs with obs_patch), quantised as in training.
-    observation = observation_to_uint8(full["rgb"][:, :, :, 0]).to(dev).float() / 127.5 - 1.0
+    observation = None
+    if cfg.obs_patch:  # the current frames in pixel space, quantised as in training
+        observation = observation_to_uint8(full["rgb"][:, :, :, 0]).to(dev).float() / 127.5 - 1.0
     cfg_on = guidance != 1.0
     if cfg_on:  # guidance on the instruction only: both branches see the same observation
         text = torch.cat([text, model.encode_text([""] * b)])
         camera = torch.cat([camera, camera])
-        observation = torch.cat([observation, observation])
+        observation = None if observation is None else torch.cat([observation, observation])
     sigmas = shift_sigma(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64), cfg.timestep_shift)
     for i in range(num_steps):
         sig, sig_next = float(sigmas[i]), float(sigmas[i + 1])

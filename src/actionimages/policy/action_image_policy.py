@@ -61,6 +61,8 @@ class ActionImagePolicy:
             raise ActionImagesError(f"execute (k) must be in 1..{self.horizon}, got {execute}")
         if num_steps < 1:
             raise ActionImagesError(f"num_steps must be >= 1, got {num_steps}")
+        if not float(guidance) >= 0:  # NaN fails this too
+            raise ActionImagesError(f"guidance must be a non-negative number, got {guidance}")
         if mode not in ("joint", "i2a"):
             raise ActionImagesError(f"policy mode must be 'joint' or 'i2a', got {mode!r}")
         if repeat < 1:
