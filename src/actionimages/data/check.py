@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -19,7 +18,7 @@ from actionimages.data.lerobot import (
     chunk_file,
     video_key,
 )
-from actionimages.data.video import count_frames, decode_frames
+from actionimages.data.video import _AV_ERRORS, _open, count_frames, decode_frames
 from actionimages.errors import DataError
 
 
@@ -63,7 +62,7 @@ class CheckReport:
 
 def _video_frames_header(path: Path) -> tuple[int, int, int]:
     """(frames from the container header, width, height)."""
-    with av.open(str(path)) as c:
+    with _open(path) as c:
         s = c.streams.video[0]
         return int(s.frames), int(s.codec_context.width), int(s.codec_context.height)
 
@@ -143,7 +142,7 @@ def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeR
                 rep.problems.append(f"frame-count mismatch: {path} has {n} frames, episode has {T}")
         except DataError as exc:
             rep.problems.append(str(exc))
-        except (av.FFmpegError, OSError, IndexError) as exc:
+        except _AV_ERRORS as exc:
             rep.problems.append(f"unreadable video {path}: {exc}")
     return rep
 

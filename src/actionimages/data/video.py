@@ -13,10 +13,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from actionimages.errors import DataError
+
+try:
+    import av
+except ImportError:  # in-memory episodes need no decoder; reading or writing mp4 says what is missing
+    av = None
 
 DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 15
@@ -24,7 +28,19 @@ DEFAULT_PIX_FMT = "yuv444p"
 DEFAULT_GOP = 8
 SEEK_GAP = 24  # decode forward instead of seeking when the next wanted frame is this close
 
-_AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, EOFError, ValueError, IndexError)
+_AV_ERRORS: tuple[type[BaseException], ...] = ((av.FFmpegError,) if av is not None else ()) + (
+    OSError,
+    EOFError,
+    ValueError,
+    IndexError,
+)
+
+
+def _open(path: str | Path, **kwargs: Any) -> Any:
+    """``av.open``, or a DataError naming the missing package."""
+    if av is None:
+        raise DataError(f"{path}: reading or writing mp4 video needs PyAV (pip install av)")
+    return av.open(str(path), **kwargs)
 
 
 def fps_fraction(fps: float) -> Fraction:
@@ -56,7 +72,7 @@ def encode_video(
     if pix_fmt == "yuv420p" and (H % 2 or W % 2):
         raise DataError(f"{path}: yuv420p needs even image sizes, got {W}x{H}; use yuv444p")
     rate = fps_fraction(fps)
-    with av.open(str(path), mode="w", format="mp4") as container:
+    with _open(path, mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
         opts = {"crf": str(crf), "g": str(gop), "bf": "0"}
@@ -76,7 +92,7 @@ def probe_video(path: str | Path) -> dict[str, Any]:
     """LeRobot-style video info: ``video.height``, ``video.width``, ``video.codec``, ``video.pix_fmt``,
     ``video.fps``, ``video.frames`` (from the container header), ``video.channels``, ``has_audio``."""
     try:
-        with av.open(str(path)) as c:
+        with _open(path) as c:
             s = c.streams.video[0]
             cc = s.codec_context
             return {
@@ -111,7 +127,7 @@ def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = ""
     wanted_set = set(wanted)
     got: dict[int, np.ndarray] = {}
     try:
-        with av.open(str(path)) as c:
+        with _open(path) as c:
             stream = c.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
@@ -159,7 +175,7 @@ def count_frames(path: str | Path, where: str = "") -> int:
     label = f"{where}: {path}" if where else str(path)
     n = 0
     try:
-        with av.open(str(path)) as c:
+        with _open(path) as c:
             stream = c.streams.video[0]
             stream.thread_type = "AUTO"
             for _ in c.decode(stream):
@@ -232,7 +248,7 @@ def open_video(path: str | Path, where: str = "") -> VideoFile:
     if not Path(path).exists():
         raise DataError(f"{label}: video file missing")
     try:
-        with av.open(str(path)) as c:
+        with _open(path) as c:
             s = c.streams.video[0]
             n = int(s.frames)
             rate = float(s.average_rate) if s.average_rate else None
