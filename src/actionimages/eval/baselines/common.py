@@ -100,7 +100,7 @@ class Demonstrations:
 
 
 def load_demonstrations(
-    root: str | Path,
+    root: str | Path | Any,
     cameras: list[str] | None,
     height: int,
     width: int,
@@ -110,12 +110,13 @@ def load_demonstrations(
 ) -> Demonstrations:
     """Read every successful demonstration of a dataset into memory (frames resized to H×W).
 
+    ``root`` is a dataset directory or an episode source (``len``, ``episode(i)``, ``cameras``).
     ``cameras`` None: the first two of the dataset's cameras (the world model's default).
     """
     from actionimages.data import DatasetReader
     from actionimages.policy.observation import prepare_frames
 
-    reader = DatasetReader(root)
+    reader = root if hasattr(root, "episode") else DatasetReader(root)
     if len(reader) == 0:
         raise DataError(f"{root}: dataset has no episodes")
     names = list(cameras) if cameras else list(reader.cameras)[:2]

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from actionimages.data.torch_dataset import EpisodeSource
 from actionimages.errors import ActionImagesError
 from actionimages.eval.baselines.common import (
     Demonstrations,
@@ -54,12 +55,13 @@ def _batch(
     state = torch.from_numpy(state_features(demos.state[idx]))
     text = [demos.instructions[i] for i in demos.text[idx]]
     plk = torch.from_numpy(demos.plucker[demos.slot[idx]]) if demos.plucker is not None else None
+    plk = plk.to(device) if plk is not None else None
     return img.to(device), state.to(device), text, plk, torch.from_numpy(demos.targets[idx]).to(device)
 
 
 def train_baseline(
     kind: str,
-    data: str | Path,
+    data: str | Path | EpisodeSource,
     out: str | Path,
     minutes: float = 5.0,
     max_steps: int | None = None,
@@ -73,8 +75,12 @@ def train_baseline(
     seed: int = 0,
     max_episodes: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train a baseline on a demonstration dataset for ``minutes`` of wall time (or ``max_steps``).
+
+    ``data`` is a dataset directory or any episode source (``len`` + ``episode(i)`` + ``cameras``);
+    ``device`` where the network trains (the checkpoint is written from CPU copies either way).
 
     Resumes from ``out`` when it already holds a checkpoint of the same kind (the step budget and
     time budget count the earlier run too). Returns the final ``baseline.json`` content.
@@ -110,7 +116,7 @@ def train_baseline(
             "image_size": size,
             "cameras": cameras,
             "horizon": horizon,
-            "data": str(Path(data).resolve()),
+            "data": str(Path(data).resolve()) if isinstance(data, str | Path) else repr(data),
             "step": 0,
             "train_seconds": 0.0,
             "batch_size": batch_size,
@@ -129,15 +135,16 @@ def train_baseline(
     )
     meta["cameras"] = demos.cameras
     meta["train_frames"] = int(len(demos.state))
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=meta["lr"], weight_decay=1e-4)
     if (out / "optimizer.pt").is_file():
-        opt.load_state_dict(torch.load(out / "optimizer.pt", weights_only=True))
+        opt.load_state_dict(torch.load(out / "optimizer.pt", weights_only=True, map_location=device))
     budget = minutes * 60.0
     net.train()
 
     def save() -> None:
         tmp = out / "model.safetensors.tmp"
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, tmp)
         tmp.replace(out / "model.safetensors")
         torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
         (out / "optimizer.pt.tmp").replace(out / "optimizer.pt")
@@ -152,7 +159,7 @@ def train_baseline(
         if (max_steps and meta["step"] >= max_steps) or (not max_steps and elapsed >= budget):
             break
         idx = rng.integers(0, len(demos.state), size=meta["batch_size"])
-        img, state, text, plk, target = _batch(demos, idx, rng, augment=True)
+        img, state, text, plk, target = _batch(demos, idx, rng, augment=True, device=device)
         with torch.enable_grad():
             loss = chunk_loss(net(img, state, text, plk), target)
         opt.zero_grad(set_to_none=True)
