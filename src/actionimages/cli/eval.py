@@ -38,7 +38,7 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
         options["views"] = args.views
     if kind == "action_images":
         model_dir, step = resolve_model_dir(checkpoint)
-        options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed)
+        options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed, mode=args.mode)
         if step is not None:
             extra["train_step"] = step
         return PolicySpec(kind, str(model_dir.resolve()), options), extra
@@ -173,6 +173,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
     p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    p.add_argument(
+        "--mode",
+        choices=("joint", "i2a"),
+        default="joint",
+        help="world model: generate observation + action video (joint, default) or action video only (i2a)",
+    )
     p.add_argument("--views", nargs="+", help="camera names fed to the policy (default: first V)")
     p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
     p.add_argument("--videos", type=int, default=2, help="rollout videos per task (default 2)")
