@@ -372,6 +372,37 @@ def test_observation_tokens_reach_the_prediction_and_are_required():
     assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
 
 
+def test_aligned_observation_reaches_only_its_own_cell():
+    """With obs_align a small object changes the per-cell grid of its view at its cell alone (what
+    lies under a token reaches that token), and the prediction through the camera path."""
+    torch.manual_seed(0)
+    cfg = get_config("micro").replace(obs_patch=8, obs_align=True)
+    model = build_model(cfg).eval()
+    batch = synthetic_batch(cfg, 1, seed=5)
+    prep = prepare_batch(model, batch)
+    obs = prep.observation_frames()
+    moved = obs.clone()
+    moved[0, 0, :, 10:13, 10:13] = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1)  # pixels of cell (0, 0)
+    with torch.no_grad():
+        _, a = model.encode_observation(obs, prep.camera)
+        _, b = model.encode_observation(moved, prep.camera)
+    hp, wp = cfg.token_hw
+    assert tuple(a.shape) == (1, cfg.num_views, 1, hp, wp, cfg.camera_dim)
+    changed = (a - b).abs().amax(-1)[0, :, 0]  # (V, hp, wp)
+    assert changed[0, 0, 0] > 1e-4 and changed[0].flatten()[1:].max() == 0 and changed[1].max() == 0
+    for proj in model.camera_proj:  # zero-initialised: give it weights, as training does
+        torch.nn.init.normal_(proj.weight, std=0.02)
+    t = torch.full((1, prep.x0.shape[2]), 500.0)
+    text = model.encode_text(batch["instruction"])
+    with torch.no_grad():
+        y0 = model(prep.x0, t, text, prep.camera, observation=obs)
+        y1 = model(prep.x0, t, text, prep.camera, observation=moved)
+    assert not torch.allclose(y0, y1)
+    with pytest.raises(ActionImagesError, match="obs_align"):
+        get_config("micro").replace(obs_align=True)  # needs obs_patch
+    assert get_config("tiny").obs_align
+
+
 def test_obs_patch_must_divide_the_frame():
     with pytest.raises(ActionImagesError, match="obs_patch"):
         get_config("micro").replace(obs_patch=7)

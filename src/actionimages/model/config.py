@@ -5,9 +5,10 @@
 - ``tiny``: the CPU policy. 2 views, 1 + 4 frames at 64², a small Wan-2.2-style VAE (8× spatial,
   no temporal compression, z_dim 16) trained on our own data (``actionimages train-vae``), a
   6.2M-parameter Wan transformer with 4×4 patches over 80 tokens, a hashed-n-gram text encoder,
-  action-image blobs of σ = 0.10·64 px, and observation tokens (``obs_patch`` 8: the current
-  frames also enter cross-attention in pixel space; the shipped ``checkpoints/tiny`` predates
-  them and loads with ``obs_patch`` 0; docs/results/policy.md). Why each choice, and the 16×/4×
+  action-image blobs of σ = 0.10·64 px, and the current frames in pixel space (``obs_patch`` 8:
+  as cross-attention tokens, and with ``obs_align`` added to every token of their view at its
+  cell; the shipped ``checkpoints/tiny`` predates both and loads with them off;
+  docs/results/policy.md). Why each choice, and the 16×/4×
   design it replaced, are measured in docs/results/model.md.
 - ``tiny-pixel``: option (b), a transformer of tiny's size in pixel space (9 frames, METHOD's σ)
   with no learned autoencoder:
@@ -138,6 +139,9 @@ class ModelConfig:
     # Pixels per side of an observation token: each view's current frame also enters cross-attention
     # in pixel space through a small stem (model/observation.py), past the autoencoder. 0 = off.
     obs_patch: int = 0
+    # Also add the observation grid, pooled to the token grid, to every token of its view (needs
+    # obs_patch; model/observation.py says why).
+    obs_align: bool = False
     prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
     timestep_shift: float = 3.0
     logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
@@ -180,6 +184,11 @@ class ModelConfig:
         ):
             raise ActionImagesError(
                 f"obs_patch must be even and divide {self.height}×{self.width}, got {self.obs_patch}"
+            )
+        if self.obs_align and (not self.obs_patch or self.token_stride % self.obs_patch):
+            raise ActionImagesError(
+                f"obs_align needs an obs_patch dividing the token stride {self.token_stride}, "
+                f"got {self.obs_patch}"
             )
         if lat.kind == "pixel" and self.latent.spatial != 1:
             raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")
@@ -270,6 +279,7 @@ _TINY = ModelConfig(
     ),
     action_sigma_frac=0.10,
     obs_patch=8,
+    obs_align=True,
 )
 
 CONFIGS: dict[str, ModelConfig] = {

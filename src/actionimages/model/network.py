@@ -89,6 +89,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             nn.init.zeros_(proj.bias)
         self.stream_embed = nn.Parameter(torch.zeros(2, tr.dim))
         self.observation_encoder = ObservationEncoder(cfg.obs_patch, tr.text_dim) if cfg.obs_patch else None
+        self.observation_align = None
+        if cfg.obs_align:  # observation grid -> token grid, into the camera features' space
+            k = cfg.token_stride // cfg.obs_patch
+            self.observation_align = nn.Conv2d(tr.text_dim, cfg.camera_dim, k, stride=k)
         self.gradient_checkpointing = cfg.gradient_checkpointing
 
     @classmethod
@@ -140,6 +144,26 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         p = F.pixel_unshuffle(p, sub)  # (BVf, 6 sub², hp, wp)
         return p.reshape(b, v, f, 6 * sub * sub, hp, wp).permute(0, 1, 2, 4, 5, 3)
 
+    # ----------------------------------------------------------- observation
+    def encode_observation(
+        self, observation: torch.Tensor | None, camera: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Current frames (B, V, 3, H, W) in [-1, 1] -> cross-attention tokens (B, V·n, text_dim) and,
+        with ``obs_align``, the per-cell grid (B, V, 1, hp, wp, camera_dim) added to the camera term."""
+        cfg = self.spec
+        if observation is None:
+            raise ActionImagesError(
+                f"config {cfg.name!r} reads the current frames in pixel space (obs_patch "
+                f"{cfg.obs_patch}); pass observation=(B, V, 3, H, W)"
+            )
+        rays = rays_from_camera_features(camera, cfg.plucker_subgrid)
+        feat = self.observation_encoder.features(observation.float(), rays.float())  # (B, V, n_h, n_w, D)
+        if self.observation_align is None:
+            return feat.flatten(1, 3), None
+        b, v = feat.shape[:2]
+        g = self.observation_align(feat.flatten(0, 1).permute(0, 3, 1, 2))  # (BV, Dc, hp, wp)
+        return feat.flatten(1, 3), g.permute(0, 2, 3, 1).reshape(b, v, 1, *g.shape[2:], g.shape[1])
+
     # --------------------------------------------------------------- forward
     def forward(
         self,
@@ -175,15 +199,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         per_frame = hp * wp
         dtype = T.patch_embedding.weight.dtype
 
+        obs_grid = None
         if self.observation_encoder is not None:
-            if observation is None:
-                raise ActionImagesError(
-                    f"config {cfg.name!r} reads the current frames in pixel space (obs_patch "
-                    f"{cfg.obs_patch}); pass observation=(B, V, 3, H, W)"
-                )
-            rays = rays_from_camera_features(camera, cfg.plucker_subgrid)
-            obs = self.observation_encoder(observation.float(), rays.float()).to(text.dtype)
-            text = torch.cat([text, obs], 1)  # (B, L + V·n, text_dim)
+            obs_tokens, obs_grid = self.encode_observation(observation, camera)
+            text = torch.cat([text, obs_tokens.to(text.dtype)], 1)  # (B, L + V·n, text_dim)
 
         rotary = T.rope(latents)
         hs = T.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2).contiguous()  # (B, L, D)
@@ -198,6 +217,8 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         tproj = tproj.repeat_interleave(per_frame, 1).unflatten(2, (6, -1))  # (B, L, 6, D)
 
         cam = self.camera_encoder(camera.to(dtype))  # (B, V, f, hp, wp, Dc)
+        if obs_grid is not None:
+            cam = cam + obs_grid.to(cam.dtype)  # what each cell sees, on every frame of its view
         view_of_segment = torch.arange(s, device=cam.device) // 2
         cam = cam[:, view_of_segment].reshape(b, s * f * per_frame, -1)  # (B, L, Dc), token order
 
@@ -230,7 +251,9 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             "camera": nn.ModuleList([self.camera_encoder, self.camera_proj]),
         }
         if self.observation_encoder is not None:
-            parts["observation_encoder"] = self.observation_encoder
+            parts["observation_encoder"] = nn.ModuleList(
+                [m for m in (self.observation_encoder, self.observation_align) if m is not None]
+            )
         if self.text_encoder is not None:
             parts["text_encoder"] = self.text_encoder
         return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
