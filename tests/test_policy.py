@@ -153,3 +153,66 @@ def test_action_image_policy_rejects_bad_options(options, needle):
 
     with pytest.raises(ActionImagesError, match=needle):
         ActionImagePolicy(build_model("micro"), **options)
+
+
+# ------------------------------------------------------------------ interface, executor, registry
+def test_chunk_executor_runs_the_valid_prefix_and_holds_on_an_unusable_plan():
+    from actionimages.policy.chunking import ChunkExecutor
+
+    ex = ChunkExecutor(execute=3, horizon=4, repeat=2)
+    poses = np.arange(28, dtype=float).reshape(4, 7)
+    assert ex.load(poses, np.array([True, True, False, True]), np.zeros(7), tags=[1, 2, 3, 4])
+    got = [ex.pop() for _ in range(4)]  # 2 valid poses × repeat 2; the invalid third ends the prefix
+    assert [t for _, t in got] == [1, 1, 2, 2] and ex.empty
+    np.testing.assert_array_equal(got[2][0], poses[1])
+    bad = poses.copy()
+    bad[0, 2] = np.nan
+    current = np.full(8, 0.5)
+    assert not ex.load(bad, np.ones(4, bool), current)  # non-finite first pose: hold, replan next step
+    target, tag = ex.pop()
+    assert tag is None and target.shape == (7,) and np.all(target == 0.5) and ex.empty
+    with pytest.raises(ActionImagesError, match="poses \\(N, 7\\)"):
+        ex.load(np.zeros((4, 6)), np.ones(4, bool), current)
+    with pytest.raises(ActionImagesError, match="execute"):
+        ChunkExecutor(execute=5, horizon=4)
+    with pytest.raises(ActionImagesError, match="empty"):
+        ex.pop()
+
+
+def test_policy_registry_walk():
+    """Every registered kind is complete, the CLI offers exactly the CLI kinds, baseline kinds build
+    their networks, and kinds that need a checkpoint say so."""
+    from actionimages.cli import build_parser
+    from actionimages.policy.base import Policy
+    from actionimages.policy.registry import POLICIES, baseline_kinds, build_policy, cli_kinds
+
+    assert {"expert", "action_images", "bc", "lowdim", "oracle_codec", "oracle_autoencoder"} <= set(POLICIES)
+    for name, kind in POLICIES.items():
+        assert kind.name == name and kind.help and callable(kind.build)
+        if kind.needs_checkpoint:
+            with pytest.raises(ActionImagesError, match="needs a checkpoint"):
+                build_policy(name)
+    assert isinstance(build_policy("expert"), Policy)
+    assert set(baseline_kinds()) == {"bc", "lowdim"}
+    from actionimages.eval.baselines.train import build_net
+
+    assert isinstance(build_net("bc", {"num_views": 2, "horizon": 8}), torch.nn.Module)
+    with pytest.raises(ActionImagesError, match="unknown baseline kind"):
+        build_net("expert", {})
+    with pytest.raises(ActionImagesError, match="unknown policy kind"):
+        build_policy("nope")
+    sub = build_parser()._subparsers._group_actions[0].choices["eval"]
+    choices = next(a.choices for a in sub._actions if a.dest == "policy")
+    assert tuple(choices) == cli_kinds() and "oracle_codec" not in choices
+
+
+def test_runner_refuses_an_object_that_is_not_a_policy():
+    class Duck:
+        def reset(self, obs):
+            pass
+
+        def act(self, obs):
+            return np.zeros(7)
+
+    with pytest.raises(ActionImagesError, match="subclass actionimages.policy.Policy"):
+        run_episode(Duck(), "reach_target", "train", seed=0, max_steps=1, image_size=32)

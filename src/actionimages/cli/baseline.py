@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from actionimages.policy.registry import baseline_kinds
+
 
 def run_train(args: argparse.Namespace) -> int:
     from actionimages.eval.baselines import train_baseline
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="bc: CNN behaviour cloning with an action-chunk head. lowdim: the world model's "
         "transformer backbone with a low-dimensional action head instead of action images.",
     )
-    t.add_argument("--kind", choices=("bc", "lowdim"), required=True)
+    t.add_argument("--kind", choices=baseline_kinds(), required=True)
     t.add_argument("--data", required=True, help="demonstration dataset (LeRobot v3)")
     t.add_argument("--out", required=True, help="run directory (resumed when it holds a checkpoint)")
     t.add_argument("--minutes", type=float, default=5.0, help="wall-time budget (default 5)")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from actionimages.errors import ActionImagesError
+from actionimages.policy.registry import cli_kinds
 
 
 def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any, dict[str, Any]]:
@@ -154,7 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--policy",
-        choices=("expert", "action_images", "bc", "lowdim"),
+        choices=cli_kinds(),
         help="policy kind (default: detected from the checkpoint; 'expert' = the scripted expert)",
     )
     p.add_argument("--task", action="append", required=True, help="task name (repeat for several)")

@@ -33,9 +33,9 @@ DEFAULT_MAX_STEPS = 200
 class PolicySpec:
     """A picklable recipe for building a policy inside a worker process.
 
-    ``kind``: ``expert`` | ``action_images`` | ``bc`` | ``lowdim``, or the oracle ladder's
-    ``oracle_codec`` | ``oracle_autoencoder`` (the expert's future as action images, see
-    ``actionimages.policy.oracle``); ``checkpoint``: directory (None for the expert);
+    ``kind``: a name in ``actionimages.policy.registry.POLICIES`` (``expert``, ``action_images``,
+    ``bc``, ``lowdim``, the ladder's ``oracle_codec`` / ``oracle_autoencoder``, ...);
+    ``checkpoint``: directory (None for the expert);
     ``options``: keyword arguments for the policy constructor.
     """
 
@@ -47,47 +47,27 @@ class PolicySpec:
         return {"kind": self.kind, "checkpoint": self.checkpoint, "options": dict(self.options)}
 
 
-POLICY_KINDS = ("expert", "action_images", "bc", "lowdim", "oracle_codec", "oracle_autoencoder")
-
-
 def detect_kind(checkpoint: str | Path) -> str:
-    """``bc`` / ``lowdim`` for a baseline run directory (it has ``baseline.json``), else ``action_images``."""
+    """The baseline's kind for a baseline run directory (it has ``baseline.json``), else ``action_images``."""
+    from actionimages.policy.registry import baseline_kinds
+
     ckpt = Path(checkpoint)
     if not ckpt.exists():
         raise ActionImagesError(f"checkpoint {ckpt} does not exist")
     meta = ckpt / "baseline.json"
     if meta.is_file():
         kind = json.loads(meta.read_text()).get("kind")
-        if kind not in ("bc", "lowdim"):
+        if kind not in baseline_kinds():
             raise ActionImagesError(f"{meta}: unknown baseline kind {kind!r}")
         return kind
     return "action_images"
 
 
 def build_policy(spec: PolicySpec) -> Policy:
-    """Instantiate the policy a :class:`PolicySpec` describes."""
-    if spec.kind not in POLICY_KINDS:
-        raise ActionImagesError(f"unknown policy kind {spec.kind!r}; choose from {POLICY_KINDS}")
-    if spec.kind == "expert":
-        from actionimages.policy.expert import ExpertPolicy
+    """Instantiate the policy a :class:`PolicySpec` describes (kinds: ``actionimages.policy.registry``)."""
+    from actionimages.policy.registry import build_policy as build
 
-        return ExpertPolicy()
-    if spec.checkpoint is None:
-        raise ActionImagesError(f"policy kind {spec.kind!r} needs a checkpoint")
-    if spec.kind == "action_images":
-        from actionimages.policy.action_image_policy import ActionImagePolicy
-
-        return ActionImagePolicy.from_checkpoint(spec.checkpoint, **spec.options)
-    if spec.kind in ("oracle_codec", "oracle_autoencoder"):
-        from actionimages.policy.oracle import OracleActionImagePolicy
-
-        through_vae = spec.kind == "oracle_autoencoder"
-        return OracleActionImagePolicy.from_checkpoint(
-            spec.checkpoint, through_vae=through_vae, **spec.options
-        )
-    from actionimages.eval.baselines import load_baseline_policy
-
-    return load_baseline_policy(spec.checkpoint, **spec.options)
+    return build(spec.kind, spec.checkpoint, **spec.options)
 
 
 def check_tasks_split(tasks: Sequence[str], split: str) -> None:
@@ -153,14 +133,16 @@ def run_episode(
     """
     from actionimages.sim import make_env
 
+    if not isinstance(policy, Policy):
+        raise ActionImagesError(
+            f"{type(policy).__name__} is not a policy: subclass actionimages.policy.Policy (reset, act)"
+        )
     env = make_env(task, split=split, seed=seed, image_size=image_size)
     t0 = time.perf_counter()
     try:
         obs, _ = env.reset(seed=seed)
-        if hasattr(policy, "attach"):
-            policy.attach(env)
-        if hasattr(policy, "set_seed"):
-            policy.set_seed(seed)
+        policy.attach(env)
+        policy.set_seed(seed)
         policy.reset(obs)
         limit = max_steps or _env_max_steps(env, DEFAULT_MAX_STEPS)
         frames: list[np.ndarray] = []
@@ -168,7 +150,7 @@ def run_episode(
 
         def record(o: dict[str, Any]) -> None:
             if video_path is not None:
-                preview = policy.preview() if hasattr(policy, "preview") else None
+                preview = policy.preview()
                 frames.append(tile_rollout_frame(o["images"], preview))
 
         record(obs)
@@ -204,7 +186,7 @@ def run_episode(
             )
     finally:
         env.close()
-    stats = dict(policy.stats()) if hasattr(policy, "stats") else {}
+    stats = dict(policy.stats())
     stats["env_warnings"] = env_warnings  # targets the env clipped or its IK could not reach
     return EpisodeResult(
         task=task,

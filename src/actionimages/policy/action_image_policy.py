@@ -9,7 +9,6 @@ pose; frames ``1..k`` are executed as absolute targets, one per control step, th
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +18,11 @@ import numpy as np
 import torch
 
 from actionimages.errors import ActionImagesError
-from actionimages.policy.base import PolicyStats
+from actionimages.policy.base import Chunk, ChunkedPolicy
 from actionimages.policy.observation import batch_of_one, observation_sample, select_views
 
 
-class ActionImagePolicy:
+class ActionImagePolicy(ChunkedPolicy):
     """Receding-horizon policy over a :class:`~actionimages.model.WorldActionModel`.
 
     Args:
@@ -56,25 +55,20 @@ class ActionImagePolicy:
             raise ActionImagesError(
                 f"the model generates {cfg.num_frames} frame(s); a policy needs at least 2"
             )
-        self.execute = int(execute) if execute is not None else max(1, self.horizon // 2)
-        if not 1 <= self.execute <= self.horizon:
-            raise ActionImagesError(f"execute (k) must be in 1..{self.horizon}, got {execute}")
+        super().__init__(
+            int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon, repeat
+        )
         if num_steps < 1:
             raise ActionImagesError(f"num_steps must be >= 1, got {num_steps}")
         if not float(guidance) >= 0:  # NaN fails this too
             raise ActionImagesError(f"guidance must be a non-negative number, got {guidance}")
         if mode not in ("joint", "i2a"):
             raise ActionImagesError(f"policy mode must be 'joint' or 'i2a', got {mode!r}")
-        if repeat < 1:
-            raise ActionImagesError(f"repeat must be >= 1, got {repeat}")
         self.num_steps, self.guidance, self.mode = int(num_steps), float(guidance), mode
         self.views = list(views) if views is not None else None
-        self.base_seed, self.repeat = int(seed), int(repeat)
+        self.base_seed = int(seed)
         self._episode_seed = 0
-        self._queue: list[tuple[np.ndarray, int]] = []  # (target pose, generated frame index)
         self._images: dict[str, np.ndarray] | None = None  # view -> (F, H, W, 3) in [0, 1]
-        self._frame = 0
-        self._stats = PolicyStats()
         self.last_plan: dict[str, Any] | None = None
 
     @classmethod
@@ -90,9 +84,8 @@ class ActionImagePolicy:
         self._episode_seed = int(seed)
 
     def reset(self, obs: dict[str, Any]) -> None:
-        self._queue, self._images, self._frame = [], None, 0
-        self._stats = PolicyStats()
-        self.last_plan = None
+        super().reset(obs)
+        self._images, self.last_plan = None, None
 
     # ------------------------------------------------------------------ plan
     @torch.no_grad()
@@ -144,37 +137,16 @@ class ActionImagePolicy:
         )  # fmt: skip
         return gen.action_images
 
-    def act(self, obs: dict[str, Any]) -> np.ndarray:
-        """The next absolute target (7,); replans when the executed prefix is used up."""
-        if not self._queue:
-            t0 = time.perf_counter()
-            plan = self.plan(obs)
-            self._stats.latencies.append(time.perf_counter() - t0)
-            self._stats.replans += 1
-            self.last_plan = plan
-            self._images = plan["action_images"]
-            acts, valid = plan["actions"], plan["valid"]
-            self._stats.invalid_frames += int((~valid[1 : self.execute + 1]).sum())
-            queue = []
-            for j in range(1, self.execute + 1):
-                # Execute only the valid prefix: a frame the codec could not decode ends the plan.
-                if not valid[j] or not np.all(np.isfinite(acts[j])):
-                    break
-                queue.extend([(acts[j], j)] * self.repeat)
-            if not queue:  # invalid decode: hold the current pose, replan next step
-                self._stats.invalid_decodes += 1
-                hold = np.asarray(obs["ee_pose"], dtype=np.float64)[:7].copy()
-                queue = [(hold, 0)]
-            self._queue = queue
-        target, self._frame = self._queue.pop(0)
-        return np.asarray(target, dtype=np.float64)
+    def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
+        """Frames 1..F-1 of a new :meth:`plan` as a chunk, tagged with their generated frame."""
+        plan = self.plan(obs)
+        self.last_plan, self._images = plan, plan["action_images"]
+        return Chunk(plan["actions"][1:], plan["valid"][1:], list(range(1, len(plan["actions"]))))
 
     # ----------------------------------------------------------- reporting
     def preview(self) -> dict[str, np.ndarray] | None:
         """Action images (per view, (H, W, 3) in [0, 1]) of the generated frame being executed."""
         if self._images is None:
             return None
-        return {v: im[self._frame] for v, im in self._images.items()}
-
-    def stats(self) -> dict[str, Any]:
-        return self._stats.as_dict()
+        frame = self._tag or 0  # frame 0 (the current pose) while holding
+        return {v: im[frame] for v, im in self._images.items()}

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from actionimages.errors import ActionImagesError
+from actionimages.policy.base import Policy
 
 
-class ExpertPolicy:
+class ExpertPolicy(Policy):
     """Wraps ``actionimages.sim.scripted_expert``; a sanity policy (should score ~100%)."""
 
     def __init__(self) -> None:
@@ -31,6 +32,3 @@ class ExpertPolicy:
         if self._expert is None:
             raise ActionImagesError("ExpertPolicy: act() before reset()")
         return np.asarray(self._expert.act(obs), dtype=np.float64)
-
-    def stats(self) -> dict[str, Any]:
-        return {}

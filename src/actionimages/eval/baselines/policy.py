@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from actionimages.errors import ActionImagesError
 from actionimages.eval.baselines.common import chunk_to_actions, state_features
 from actionimages.eval.baselines.train import load_baseline
-from actionimages.policy.base import PolicyStats
+from actionimages.policy.base import Chunk, ChunkedPolicy
 from actionimages.policy.observation import prepare_frames, select_views
 
 
-class BaselinePolicy:
+class BaselinePolicy(ChunkedPolicy):
     """Receding-horizon execution of a baseline network's action chunks.
 
     Args:
@@ -36,17 +34,9 @@ class BaselinePolicy:
     ) -> None:
         self.net, self.meta = net.eval(), meta
         self.horizon = int(meta["horizon"])
-        self.execute = int(execute) if execute is not None else max(1, self.horizon // 2)
-        if not 1 <= self.execute <= self.horizon:
-            raise ActionImagesError(f"execute must be in 1..{self.horizon}, got {execute}")
+        super().__init__(int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon)
         self.views = views
         self.size = int(meta["image_size"])
-        self._queue: list[np.ndarray] = []
-        self._stats = PolicyStats()
-
-    def reset(self, obs: dict[str, Any]) -> None:
-        self._queue = []
-        self._stats = PolicyStats()
 
     def _views(self, obs: dict[str, Any]) -> list[str]:
         if self.views is None and all(c in obs["images"] for c in self.meta["cameras"]):
@@ -73,17 +63,9 @@ class BaselinePolicy:
         out = self.net(x, state, [str(obs.get("instruction", ""))], plk)[0].numpy()
         return chunk_to_actions(pose, out)
 
-    def act(self, obs: dict[str, Any]) -> np.ndarray:
-        if not self._queue:
-            t0 = time.perf_counter()
-            chunk = self.plan(obs)
-            self._stats.latencies.append(time.perf_counter() - t0)
-            self._stats.replans += 1
-            self._queue = list(chunk[: self.execute])
-        return self._queue.pop(0)
-
-    def stats(self) -> dict[str, Any]:
-        return self._stats.as_dict()
+    def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
+        poses = self.plan(obs)
+        return Chunk(poses, np.ones(len(poses), dtype=bool))
 
 
 def load_baseline_policy(run: str | Path, **options: Any) -> BaselinePolicy:

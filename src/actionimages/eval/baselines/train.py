@@ -26,18 +26,15 @@ from actionimages.eval.baselines.common import (
     state_features,
     write_meta,
 )
-from actionimages.eval.baselines.nets import BCNet, LowDimNet
-
-KINDS = ("bc", "lowdim")
 
 
 def build_net(kind: str, arch: dict[str, Any]) -> torch.nn.Module:
-    """The network of a baseline ``kind`` from its architecture arguments."""
-    if kind == "bc":
-        return BCNet(**arch)
-    if kind == "lowdim":
-        return LowDimNet(**arch)
-    raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {KINDS}")
+    """The network of a baseline ``kind`` (``actionimages.policy.registry``) from its architecture."""
+    from actionimages.policy.registry import POLICIES, baseline_kinds
+
+    if kind not in baseline_kinds():
+        raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {baseline_kinds()}")
+    return POLICIES[kind].baseline_net(arch)
 
 
 def _batch(
@@ -85,8 +82,10 @@ def train_baseline(
     Resumes from ``out`` when it already holds a checkpoint of the same kind (the step budget and
     time budget count the earlier run too). Returns the final ``baseline.json`` content.
     """
-    if kind not in KINDS:
-        raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {KINDS}")
+    from actionimages.policy.registry import baseline_kinds
+
+    if kind not in baseline_kinds():
+        raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {baseline_kinds()}")
     if not minutes > 0 and not max_steps:
         raise ActionImagesError("give a positive --minutes or --max-steps")
     out = Path(out)
