@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from actionimages.codec import euler_to_matrix
+from actionimages.data import detect_kind, open_source
 from actionimages.data.fixtures import write_bridge_episode, write_droid_episode, write_rlbench_episode
-from actionimages.data.mixture import detect_kind, open_source
 from actionimages.data.sample import SampleBuilder
 from actionimages.data.sources import BridgeReader, DroidReader, RLBenchReader
-from actionimages.errors import DataError
+from actionimages.errors import ActionImagesError, DataError
 
 
 def _frame_ids(frames: np.ndarray) -> list[int]:
@@ -156,3 +156,27 @@ def test_droid_converts_to_lerobot_at_fractional_fps(tmp_path):
     assert _frame_ids(np.asarray(back.frames["ext1"])) == [0, 4, 8, 12]
     np.testing.assert_allclose(back.actions, ep.actions, atol=1e-6)
     assert not back.is_static("ext2") and len(back.cameras["ext2"]) == 4
+
+
+def test_source_registry_walk(tmp_path):
+    """Every registered dataset kind has a reader that can be opened by name and a way to be
+    detected; an unknown kind and an unrecognised tree are refused by name."""
+    from actionimages.data import SOURCES, DatasetReader, register_source
+    from actionimages.data.registry import source_kinds
+
+    assert set(source_kinds()) >= {"lerobot", "rlbench", "droid", "bridge"}
+    for kind, cls in SOURCES.items():
+        assert cls.kind == kind
+        assert getattr(cls, "root_markers", ()) or cls.detection_markers()
+        assert callable(getattr(cls, "episode", None))
+    assert SOURCES["lerobot"] is DatasetReader
+    with pytest.raises(ActionImagesError, match="unknown dataset kind"):
+        open_source(tmp_path, kind="nope")
+    (tmp_path / "x.txt").write_text("nothing here")
+    with pytest.raises(DataError, match="not a lerobot"):
+        detect_kind(tmp_path)
+    with pytest.raises(TypeError, match="already registered"):
+
+        @register_source
+        class Other:
+            kind = "droid"

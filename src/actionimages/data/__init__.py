@@ -14,7 +14,8 @@ from actionimages.data.cache import LatentCache, hash_config, hash_state_dict
 from actionimages.data.check import check_dataset, dataset_info
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
 from actionimages.data.lerobot import DatasetReader, DatasetWriter, LazyVideo
-from actionimages.data.mixture import Mixture, detect_kind, open_source, parse_mixture_spec
+from actionimages.data.mixture import Mixture, parse_mixture_spec
+from actionimages.data.registry import SOURCES, detect_kind, open_source, register_source
 from actionimages.data.sample import SampleBuilder, crop_resize_frames
 from actionimages.data.sources import BridgeReader, DroidReader, RLBenchReader
 from actionimages.data.torch_dataset import ClipDataset, collate
@@ -30,6 +31,7 @@ __all__ = [
     "LatentCache",
     "LazyVideo",
     "Mixture",
+    "SOURCES",
     "RLBenchReader",
     "SampleBuilder",
     "VideoFile",
@@ -46,6 +48,7 @@ __all__ = [
     "hash_state_dict",
     "open_source",
     "open_video",
+    "register_source",
     "parse_mixture_spec",
     "probe_video",
 ]

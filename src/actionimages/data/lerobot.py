@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
+from actionimages.data.registry import register_source
 from actionimages.data.video import (
     DEFAULT_CODEC,
     DEFAULT_CRF,
@@ -514,6 +515,7 @@ def _load_info(root: Path) -> dict[str, Any]:
 LazyVideo = VideoFile  # frames of a dataset episode are lazy VideoFile handles
 
 
+@register_source
 class DatasetReader:
     """Random access to a LeRobot v3 dataset written by :class:`DatasetWriter` (or LeRobot itself).
 
@@ -521,6 +523,9 @@ class DatasetReader:
     ``meta/info.json`` is unchanged (checked by ``stat`` on each access), so a reader sees episodes
     appended after it was opened and never serves stale rows. Videos are not cached.
     """
+
+    kind = "lerobot"
+    root_markers = (INFO_PATH,)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

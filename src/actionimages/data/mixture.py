@@ -23,44 +23,8 @@ from typing import Any
 import numpy as np
 
 from actionimages.data.episode import Episode
-from actionimages.data.lerobot import INFO_PATH, DatasetReader
+from actionimages.data.registry import open_source
 from actionimages.errors import ActionImagesError, DataError
-
-KINDS = ("lerobot", "rlbench", "droid", "bridge")
-
-
-def detect_kind(path: str | Path) -> str:
-    """Which layout ``path`` holds: ``lerobot``, ``rlbench``, ``droid`` or ``bridge``."""
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset directory does not exist")
-    if (root / INFO_PATH).exists():
-        return "lerobot"
-    for _dirpath, dirnames, filenames in os.walk(root):
-        names = set(filenames)
-        if "actions.npy" in names:
-            return "rlbench"
-        if "trajectory.npz" in names:
-            return "droid"
-        if "images0" in dirnames or "images0.mp4" in names:
-            return "bridge"
-    raise DataError(f"{root}: not a LeRobot, RLBench, DROID or Bridge layout (see docs/DATA.md)")
-
-
-def open_source(path: str | Path, kind: str | None = None, **kwargs: Any) -> Any:
-    """Open a dataset directory with the reader for its layout (detected unless ``kind`` is given)."""
-    from actionimages.data.sources import BridgeReader, DroidReader, RLBenchReader
-
-    kind = kind or detect_kind(path)
-    readers = {
-        "lerobot": DatasetReader,
-        "rlbench": RLBenchReader,
-        "droid": DroidReader,
-        "bridge": BridgeReader,
-    }
-    if kind not in readers:
-        raise ActionImagesError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
-    return readers[kind](path, **kwargs)
 
 
 def parse_mixture_spec(spec: str) -> list[tuple[str, str | None, float]]:

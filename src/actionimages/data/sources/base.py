@@ -15,11 +15,17 @@ class EpisodeDirReader:
     """Base of the RLBench / DROID / Bridge readers: episodes are directories holding ``marker``.
 
     Subclasses implement :meth:`load` (one directory -> :class:`Episode`). Episodes are found once,
-    sorted by path, so indices are stable for a given tree.
+    sorted by path, so indices are stable for a given tree. ``markers`` (default: ``marker``) are
+    the names that identify the layout for :func:`~actionimages.data.detect_kind`.
     """
 
     marker = ""
     kind = ""
+    root_markers: tuple[str, ...] = ()
+
+    @classmethod
+    def detection_markers(cls) -> tuple[str, ...]:
+        return getattr(cls, "markers", None) or (cls.marker,)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -26,6 +26,7 @@ import numpy as np
 
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode
+from actionimages.data.registry import register_source
 from actionimages.data.sources.base import EpisodeDirReader, read_instruction, read_json
 from actionimages.data.video import open_video
 from actionimages.errors import ActionImagesError, DataError
@@ -84,11 +85,13 @@ class ImageFolder:
         return arr if dtype is None else arr.astype(dtype)
 
 
+@register_source
 class BridgeReader(EpisodeDirReader):
     """Bridge trajectories (``images0`` folders or ``images0.mp4``) as video-only episodes."""
 
     marker = "images0"
     kind = "bridge"
+    markers = ("images0", "images0.mp4")  # a folder of frames or one video
 
     def __init__(self, root: str | Path, fps: float = BRIDGE_FPS) -> None:
         self.root = Path(root)

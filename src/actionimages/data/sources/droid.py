@@ -26,6 +26,7 @@ import numpy as np
 from actionimages.codec.camera import Camera
 from actionimages.codec.poses import euler_to_matrix
 from actionimages.data.episode import Episode
+from actionimages.data.registry import register_source
 from actionimages.data.sources.base import EpisodeDirReader, read_json
 from actionimages.data.video import open_video
 from actionimages.errors import ActionImagesError, DataError
@@ -56,6 +57,7 @@ def intrinsics_matrix(value: object, where: str) -> np.ndarray:
     raise DataError(f"{where}: intrinsics must be [fx, fy, cx, cy] or 3x3, got shape {K.shape}")
 
 
+@register_source
 class DroidReader(EpisodeDirReader):
     """Episodes of the DROID layout above, subsampled by ``stride``."""
 

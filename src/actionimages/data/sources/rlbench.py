@@ -21,6 +21,7 @@ import numpy as np
 
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode
+from actionimages.data.registry import register_source
 from actionimages.data.sources.base import EpisodeDirReader, read_instruction, read_json
 from actionimages.data.video import open_video
 from actionimages.errors import ActionImagesError, DataError
@@ -74,6 +75,7 @@ def cameras_from_params(
         raise DataError(f"{where}: bad calibration: {exc}") from exc
 
 
+@register_source
 class RLBenchReader(EpisodeDirReader):
     """Episodes of the RLBench release layout (see module docstring).
 
