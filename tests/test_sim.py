@@ -10,7 +10,8 @@ import pytest
 from actionimages.codec.poses import euler_to_quat
 from actionimages.errors import ActionImagesError
 from actionimages.sim import ALL_CAMERAS, SPLITS, TASKS, make_env, scripted_expert
-from actionimages.sim.env import HOME_POS, MAX_STEP_M
+from actionimages.sim.env import MAX_STEP_M
+from actionimages.sim.tasks import HOME_TCP
 from actionimages.sim.variations import (
     HELDOUT_COLOURS,
     HELDOUT_DISTRACTORS,
@@ -67,7 +68,7 @@ def test_reset_step_contract_and_truncation():
     assert set(obs["images"]) == {"front", "wrist"} == set(obs["cameras"])
     assert obs["images"]["front"].shape == (64, 64, 3) and obs["images"]["front"].dtype == np.uint8
     assert obs["ee_pose"].shape == (7,)
-    np.testing.assert_allclose(obs["ee_pose"][:3], HOME_POS, atol=5e-3)
+    np.testing.assert_allclose(obs["ee_pose"][:3], HOME_TCP, atol=5e-3)
     assert obs["ee_pose"][6] > 0.95  # starts open
     assert isinstance(obs["instruction"], str) and info["colour"] in obs["instruction"]
     hold = env.home_action()

@@ -46,7 +46,6 @@ MAX_STEP_M = 0.05  # a target within this distance (and MAX_STEP_RAD) is reached
 MAX_STEP_RAD = 0.35
 WORKSPACE_LOW = np.array([0.15, -0.50, 0.03])  # tool-centre-point box (m), world = robot base frame
 WORKSPACE_HIGH = np.array([0.85, 0.50, 0.70])
-HOME_POS = HOME_TCP
 MIN_IMAGE, MAX_IMAGE = 64, 512
 
 
@@ -331,7 +330,7 @@ class SimEnv(gym.Env):
 
     def home_action(self) -> np.ndarray:
         """The home pose as an action (7,): what a do-nothing policy sends."""
-        return np.concatenate([HOME_POS, matrix_to_euler(TOP_DOWN), [1.0]])
+        return np.concatenate([HOME_TCP, matrix_to_euler(TOP_DOWN), [1.0]])
 
 
 def make_env(

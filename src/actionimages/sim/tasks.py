@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool z down, tool x forward: the home orientation
 TIP_BELOW_TCP = 0.028  # fingertip surface below the tool centre point (m)
-PARK = np.array([0.0, -3.0, -0.7])  # where unused objects wait, out of every camera's view
-HOME_TCP = np.array([0.40, 0.0, 0.30])  # the tool's home position (env.HOME_POS)
+PARK = np.array([0.0, -3.0, -0.7])  # where unused objects wait, out of every camera's view (m)
+PARK_POS = " ".join(f"{v:g}" for v in PARK)  # PARK as an MJCF ``pos`` attribute value
+HOME_TCP = np.array([0.40, 0.0, 0.30])  # the tool centre point's home position (m)
 
 Pose = tuple[np.ndarray, np.ndarray]  # (position (3,), rotation (3, 3))
 
@@ -77,7 +78,7 @@ def clutter_xml() -> str:
     out = []
     for kind in TRAIN_DISTRACTORS + HELDOUT_DISTRACTORS:
         geoms = CLUTTER_XML[kind].replace("<geom ", '<geom contype="0" conaffinity="0" rgba="0.5 0.5 0.5 1" ')
-        out.append(f'<body name="clutter_{kind}" pos="{PARK[0]} {PARK[1]} {PARK[2]}">{geoms}</body>')
+        out.append(f'<body name="clutter_{kind}" pos="{PARK_POS}">{geoms}</body>')
     return "\n".join(out)
 
 
@@ -194,7 +195,7 @@ class ReachTarget(Task):
 
     def objects_xml(self) -> str:
         return "\n".join(
-            f'<body name="sphere{i}" pos="0 -3 -0.7"><geom type="sphere" size="{self.radius}" contype="0" '
+            f'<body name="sphere{i}" pos="{PARK_POS}"><geom type="sphere" size="{self.radius}" contype="0" '
             f'conaffinity="0" rgba="1 0 0 1"/></body>'
             for i in range(3)
         )
@@ -262,7 +263,7 @@ class PushButton(Task):
         out = []
         for i in range(2):
             out.append(
-                f'<body name="button{i}" pos="0 -3 -0.7">'
+                f'<body name="button{i}" pos="{PARK_POS}">'
                 f'<geom type="box" size="0.045 0.045 {self.base_h / 2}" pos="0 0 {self.base_h / 2}" '
                 'rgba="0.25 0.25 0.28 1"/>'
                 f'<body name="cap{i}" pos="0 0 {self.base_h}">'
@@ -346,7 +347,7 @@ class _DrawerTask(Task):
         t = 0.01
         wall = 'rgba="0.7 0.6 0.5 1" class="cabinet"'
         parts = [
-            '<body name="cabinet" pos="0 -3 -0.7">',
+            f'<body name="cabinet" pos="{PARK_POS}">',
             f'<geom name="cab_left" type="box" size="{d} {t} {h}" pos="0 {w - t} {h}" {wall}/>',
             f'<geom name="cab_right" type="box" size="{d} {t} {h}" pos="0 {-w + t} {h}" {wall}/>',
             f'<geom name="cab_top" type="box" size="{d} {w} {t}" pos="0 0 {2 * h - t}" {wall}/>',
@@ -519,7 +520,7 @@ CUBE_HALF = 0.0225
 
 def _cube_xml(name: str) -> str:
     return (
-        f'<body name="{name}" pos="0 -3 -0.7"><freejoint name="{name}_joint"/>'
+        f'<body name="{name}" pos="{PARK_POS}"><freejoint name="{name}_joint"/>'
         f'<geom name="{name}_geom" type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" mass="0.08" '
         f'friction="1.5 0.05 0.001" condim="4" rgba="1 0 0 1"/></body>'
     )
@@ -610,7 +611,7 @@ class StackBlocks(Task):
 
     def objects_xml(self) -> str:
         pad = (
-            f'<body name="pad" pos="0 -3 -0.7"><geom name="pad_geom" type="box" '
+            f'<body name="pad" pos="{PARK_POS}"><geom name="pad_geom" type="box" '
             f'size="{self.pad_half} {self.pad_half} 0.002" pos="0 0 0.002" rgba="0.55 0.55 0.58 1" '
             f'contype="0" conaffinity="0"/></body>'
         )
