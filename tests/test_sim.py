@@ -354,7 +354,7 @@ def test_reach_target_single_is_reach_target_without_distractors():
     env = make_env("reach_target_single", split="train", render=False)
     for seed in range(6):
         _, info = env.reset(seed=seed)
-        assert info["distractors"] == [] and len(env.task_state.values["objects"]) == 1
+        assert info["distractors"] == [] and len(env.task_state.objects) == 1
         for i in (1, 2):  # the other spheres are parked out of view
             assert env.model.body_pos[env.body_id(f"sphere{i}")][2] < 0
         assert env.model.body_pos[env.body_id("sphere0")][2] > 0

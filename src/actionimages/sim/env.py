@@ -235,8 +235,8 @@ class SimEnv(gym.Env):
         self.task_state = TaskState()
         state = self.task.randomise(self, rng, self.variation)
         self.task_state = state
-        objects = [np.asarray(o, float) for o in state.values.get("objects", [])]
-        state.values["distractors"] = self.task.place_clutter(self, rng, self.variation, objects)
+        objects = [np.asarray(o, float) for o in state.objects]
+        state.distractors = self.task.place_clutter(self, rng, self.variation, objects)
         if self.variation.novel_cameras:
             for spec in novel_camera_specs(cam_rng):
                 cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, spec.name)
@@ -255,7 +255,7 @@ class SimEnv(gym.Env):
         mujoco.mj_forward(m, d)
         self.steps = 0
         info = {"seed": self.episode_seed, "split": self.split, "task": self.task_name, "success": False}
-        info.update({k: v for k, v in state.values.items() if k in ("colour", "which", "distractors")})
+        info.update(state.info())
         return self._obs(), info
 
     def _parse_action(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool]:

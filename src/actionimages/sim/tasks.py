@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -85,10 +85,27 @@ def clutter_xml() -> str:
 # --------------------------------------------------------------------------- base class
 @dataclass
 class TaskState:
-    """Per-episode facts a task draws at reset (read by its success test and its expert)."""
+    """Per-episode facts a task draws at reset, read by its success test and its expert, by the env
+    (``reset``'s info, the clutter) and by the evaluation (object positions, reach targets).
+
+    Arrays are shared, not copied: ``target`` is ``objects[0]``, so moving it in place (as the
+    evaluation's plan-following check does) moves the object the expert and the success test see.
+    """
 
     instruction: str = ""
-    values: dict = field(default_factory=dict)
+    colour: str | None = None  # colour name of the instructed object (no distractor shares it)
+    # the instructed object first, then the others: world (3,) or table (x, y) (2,) positions (m)
+    objects: list[np.ndarray] = field(default_factory=list)
+    # the instructed object's position (m): reach_target's sphere centre (3,), push_button's button and
+    # stack_blocks' pad on the table (x, y) (2,); None for tasks without one (the drawers use ``which``)
+    target: np.ndarray | None = None
+    which: int | None = None  # drawer tasks: the instructed drawer, 0 bottom .. 2 top
+    distractors: list[str] = field(default_factory=list)  # clutter kinds standing on the table
+
+    def info(self) -> dict[str, Any]:
+        """What ``reset`` reports of the episode: ``which`` (drawer tasks), ``colour``, ``distractors``."""
+        facts = (("which", self.which), ("colour", self.colour), ("distractors", self.distractors))
+        return {k: v for k, v in facts if v is not None}
 
 
 class Task:
@@ -121,7 +138,7 @@ class Task:
         env: SimEnv, rng: np.random.Generator, var: Variation, avoid: list[np.ndarray]
     ) -> list[str]:
         """Park every clutter body, then stand 0-3 of the split's kinds on free table spots, in colours
-        other than the named object's (``env.task_state.values["colour"]``)."""
+        other than the named object's (``env.task_state.colour``)."""
         m = env.model
         taken = [a[:2] for a in avoid]
         for kind in TRAIN_DISTRACTORS + HELDOUT_DISTRACTORS:
@@ -132,7 +149,7 @@ class Task:
         kinds = list(rng.choice(var.distractors, size=n, replace=False)) if n else []
         placed = []
         # The instruction names one object by colour: no distractor may share that colour.
-        named = env.task_state.values.get("colour")
+        named = env.task_state.colour
         colours = [rgb for name, rgb in var.colours.items() if name != named]
         for kind in kinds:
             for _ in range(200):
@@ -220,15 +237,14 @@ class ReachTarget(Task):
             positions.append(p)
             env.model.body_pos[env.body_id(f"sphere{i}")] = p
             _set_body_colour(env, f"sphere{i}", var.colours[names[i]])
-        st = TaskState(rng.choice(self.instructions).format(c=names[0]))
-        st.values.update(target=positions[0], colour=names[0], objects=taken)
-        return st
+        instruction = rng.choice(self.instructions).format(c=names[0])
+        return TaskState(instruction, colour=names[0], objects=taken, target=positions[0])
 
     def success(self, env):
-        return bool(np.linalg.norm(env.tcp_pos() - env.task_state.values["target"]) < self.success_dist)
+        return bool(np.linalg.norm(env.tcp_pos() - env.task_state.target) < self.success_dist)
 
     def plan(self, env):
-        target = env.task_state.values["target"]
+        target = env.task_state.target
         return [Waypoint(lambda e: (target.copy(), TOP_DOWN.copy()), 1.0, hold=2, tol=0.004)]
 
 
@@ -243,7 +259,7 @@ class ReachTargetSingle(ReachTarget):
         st = super().randomise(env, rng, var)
         for i in (1, 2):  # park the distractor spheres out of every view
             env.model.body_pos[env.body_id(f"sphere{i}")] = PARK
-        st.values["objects"] = st.values["objects"][:1]
+        st.objects = st.objects[:1]
         return st
 
 
@@ -295,9 +311,8 @@ class PushButton(Task):
             )
             env.model.geom_rgba[env.geom_id(f"capgeom{i}")] = (*var.colours[names[i]], 1.0)
             env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"press{i}")]] = 0.0
-        st = TaskState(rng.choice(self.instructions).format(c=names[0]))
-        st.values.update(colour=names[0], objects=taken, target_xy=taken[0])
-        return st
+        instruction = rng.choice(self.instructions).format(c=names[0])
+        return TaskState(instruction, colour=names[0], objects=taken, target=taken[0])
 
     def depression(self, env, i: int = 0) -> float:
         return -float(env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"press{i}")]])
@@ -306,7 +321,7 @@ class PushButton(Task):
         return self.depression(env, 0) >= self.pressed
 
     def plan(self, env):
-        xy = env.task_state.values["target_xy"]
+        xy = env.task_state.target
         top = self.base_h + 0.016  # cap top at rest
         above = np.array([xy[0], xy[1], top + TIP_BELOW_TCP + 0.06])
         press = np.array([xy[0], xy[1], top + TIP_BELOW_TCP - self.travel + 0.001])
@@ -396,9 +411,7 @@ class _DrawerTask(Task):
             elif env.model.body_parentid[b] == bid and not (env.geom_name(g) or "").startswith("handle"):
                 env.model.geom_rgba[g] = (*(0.5 + 0.5 * rgb), 1.0)  # lighter drawer fronts and boxes
         which = int(rng.integers(3))
-        st = TaskState()
-        st.values.update(which=which, yaw=yaw, cabinet_xy=xy, colour=colour, objects=[xy])
-        return st
+        return TaskState(colour=colour, objects=[xy], which=which)
 
     def slide(self, env, i: int) -> float:
         return float(env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"slide{i}")]])
@@ -442,14 +455,14 @@ class OpenDrawer(_DrawerTask):
         st = super().randomise(env, rng, var)
         for i in range(3):
             env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"slide{i}")]] = 0.0
-        st.instruction = rng.choice(self.instructions).format(w=DRAWER_NAMES[st.values["which"]])
+        st.instruction = rng.choice(self.instructions).format(w=DRAWER_NAMES[st.which])
         return st
 
     def success(self, env):
-        return self.slide(env, env.task_state.values["which"]) >= self.open_thresh
+        return self.slide(env, env.task_state.which) >= self.open_thresh
 
     def plan(self, env):
-        i = env.task_state.values["which"]
+        i = env.task_state.which
 
         def pregrasp(e):
             fwd, _ = self.facing(e)
@@ -482,16 +495,16 @@ class CloseDrawer(_DrawerTask):
     def randomise(self, env, rng, var):
         st = super().randomise(env, rng, var)
         for i in range(3):
-            opening = rng.uniform(0.12, 0.17) if i == st.values["which"] else 0.0
+            opening = rng.uniform(0.12, 0.17) if i == st.which else 0.0
             env.data.qpos[env.model.jnt_qposadr[env.joint_id(f"slide{i}")]] = opening
-        st.instruction = rng.choice(self.instructions).format(w=DRAWER_NAMES[st.values["which"]])
+        st.instruction = rng.choice(self.instructions).format(w=DRAWER_NAMES[st.which])
         return st
 
     def success(self, env):
-        return self.slide(env, env.task_state.values["which"]) <= self.closed_thresh
+        return self.slide(env, env.task_state.which) <= self.closed_thresh
 
     def plan(self, env):
-        i = env.task_state.values["which"]
+        i = env.task_state.which
 
         def front(e):
             fwd, _ = self.facing(e)
@@ -585,9 +598,8 @@ class PickUpCube(Task):
                 env, f"cube{i}_joint", np.array([xy[0], xy[1], CUBE_HALF]), rng.uniform(-np.pi, np.pi)
             )
             env.model.geom_rgba[env.geom_id(f"cube{i}_geom")] = (*var.colours[names[i]], 1.0)
-        st = TaskState(rng.choice(self.instructions).format(c=names[0]))
-        st.values.update(colour=names[0], objects=taken)
-        return st
+        instruction = rng.choice(self.instructions).format(c=names[0])
+        return TaskState(instruction, colour=names[0], objects=taken)
 
     def success(self, env):
         z = env.data.xpos[env.body_id("cube0")][2]
@@ -633,12 +645,11 @@ class StackBlocks(Task):
             )
             colour = names[0] if i < 2 else names[1]
             env.model.geom_rgba[env.geom_id(f"block{i}_geom")] = (*var.colours[colour], 1.0)
-        st = TaskState(rng.choice(self.instructions).format(c=names[0]))
-        st.values.update(colour=names[0], objects=taken, pad_xy=pad_xy)
-        return st
+        instruction = rng.choice(self.instructions).format(c=names[0])
+        return TaskState(instruction, colour=names[0], objects=taken, target=pad_xy)
 
     def success(self, env):
-        pad = env.task_state.values["pad_xy"]
+        pad = env.task_state.target
         zs = []
         for i in range(2):
             p = env.data.xpos[env.body_id(f"block{i}")]
@@ -651,7 +662,7 @@ class StackBlocks(Task):
         return bool(stacked and released and env.openness() > 0.5)
 
     def plan(self, env):
-        pad = env.task_state.values["pad_xy"]
+        pad = env.task_state.target
 
         def place(level: int, name: str) -> list[Waypoint]:
             def base_xy(e):
