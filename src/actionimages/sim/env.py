@@ -36,7 +36,15 @@ from actionimages.sim.scene import (
     mujoco_camera,
     opencv_to_mujoco_quat,
 )
-from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, TASKS, TOP_DOWN, Task, TaskState, scene_objects_xml
+from actionimages.sim.tasks import (
+    HOME_TCP,
+    TOP_DOWN,
+    Task,
+    TaskState,
+    make_task,
+    place_clutter,
+    scene_objects_xml,
+)
 from actionimages.sim.variations import novel_camera_specs, scene_stream, variation_for
 
 CONTROL_DT = 0.1  # s per control step (10 Hz)
@@ -68,8 +76,7 @@ class SimEnv(gym.Env):
         cameras: list[str] | tuple[str, ...] | str | None = None,
         render: bool = True,
     ) -> None:
-        if task not in TASK_CLASSES:
-            raise ActionImagesError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
+        self.task: Task = make_task(task)  # an unknown name is refused with the valid ones
         self.variation = variation_for(split)
         if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer):
             raise ActionImagesError(
@@ -93,7 +100,6 @@ class SimEnv(gym.Env):
             cameras,
             bool(render),
         )
-        self.task: Task = TASK_CLASSES[task]()
         self.model = load_model(scene_objects_xml(self.task), self.task.contact_xml())
         self.model.opt.timestep = PHYSICS_DT
         self.data = mujoco.MjData(self.model)
@@ -236,7 +242,9 @@ class SimEnv(gym.Env):
         state = self.task.randomise(self, rng, self.variation)
         self.task_state = state
         objects = [np.asarray(o, float) for o in state.objects]
-        state.distractors = self.task.place_clutter(self, rng, self.variation, objects)
+        state.distractors = place_clutter(
+            m, rng, self.variation, objects, named_colour=state.colour, cap=self.task.max_clutter
+        )
         if self.variation.novel_cameras:
             for spec in novel_camera_specs(cam_rng):
                 cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, spec.name)
