@@ -112,7 +112,7 @@ def test_autoencoder_objects_check(tiny_model, tmp_path):
         assert math.isfinite(e[key]) and 0 <= e[key] <= 765
     assert 0 <= e["nearer_object_fraction"] <= 1
     assert png.stat().st_size > 1000
-    assert object_points("push_button", {"objects": [np.array([0.5, 0.1])]})[0, 2] > 0
+    assert object_points("push_button", [np.array([0.5, 0.1])])[0, 2] > 0
     with pytest.raises(ActionImagesError, match="unknown split"):
         autoencoder_objects(tiny_model, ["reach_target"], split="nope")
 

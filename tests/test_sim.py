@@ -10,7 +10,8 @@ import pytest
 from actionimages.codec.poses import euler_to_quat
 from actionimages.errors import ActionImagesError
 from actionimages.sim import ALL_CAMERAS, SPLITS, TASKS, make_env, scripted_expert
-from actionimages.sim.env import HOME_POS, MAX_STEP_M
+from actionimages.sim.env import MAX_STEP_M
+from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, Task, register_task
 from actionimages.sim.variations import (
     HELDOUT_COLOURS,
     HELDOUT_DISTRACTORS,
@@ -67,7 +68,7 @@ def test_reset_step_contract_and_truncation():
     assert set(obs["images"]) == {"front", "wrist"} == set(obs["cameras"])
     assert obs["images"]["front"].shape == (64, 64, 3) and obs["images"]["front"].dtype == np.uint8
     assert obs["ee_pose"].shape == (7,)
-    np.testing.assert_allclose(obs["ee_pose"][:3], HOME_POS, atol=5e-3)
+    np.testing.assert_allclose(obs["ee_pose"][:3], HOME_TCP, atol=5e-3)
     assert obs["ee_pose"][6] > 0.95  # starts open
     assert isinstance(obs["instruction"], str) and info["colour"] in obs["instruction"]
     hold = env.home_action()
@@ -171,6 +172,44 @@ def test_reset_is_deterministic_per_seed():
     c, info = env2.reset()
     assert info["seed"] == 11 and c["instruction"] == a["instruction"]
     assert env2.reset()[1]["seed"] == 12
+
+
+# ------------------------------------------------------------------------------------ registry
+@pytest.mark.parametrize("name", list(TASK_CLASSES))
+def test_every_registered_task_builds_resets_and_its_expert_solves_it(name):
+    cls = TASK_CLASSES[name]
+    assert issubclass(cls, Task) and cls.name == name and name in TASKS
+    for split in SPLITS:
+        env = make_env(name, split=split, seed=0, image_size=64, render=False)
+        try:
+            obs, info = env.reset(seed=0)
+            assert type(env.task) is cls and (info["task"], info["split"]) == (name, split)
+            assert obs["instruction"].strip() and obs["instruction"] == env.task_state.instruction
+            assert len(env.task_state.objects) >= 1  # the instructed object first
+            if split == "train":
+                info = run_expert(env, 0)
+                assert info["success"], f"{name} expert failed on train seed 0"
+                assert info["step"] <= env.max_steps == cls.max_steps
+        finally:
+            env.close()
+
+
+def test_registry_lists_tasks_in_import_order_and_refuses_bad_classes():
+    assert TASKS == tuple(TASK_CLASSES)
+
+    class Nameless(Task):
+        pass
+
+    class Impostor(Task):
+        name = "reach_target"
+
+    with pytest.raises(ActionImagesError, match="no name"):
+        register_task(Nameless)
+    with pytest.raises(ActionImagesError, match="reach_target.*taken"):
+        register_task(Impostor)
+    with pytest.raises(ActionImagesError, match="Task subclass"):
+        register_task(dict)
+    assert TASKS == tuple(TASK_CLASSES) and TASK_CLASSES["reach_target"].__name__ == "ReachTarget"
 
 
 # ------------------------------------------------------------------------------------ experts
@@ -353,7 +392,7 @@ def test_reach_target_single_is_reach_target_without_distractors():
     env = make_env("reach_target_single", split="train", render=False)
     for seed in range(6):
         _, info = env.reset(seed=seed)
-        assert info["distractors"] == [] and len(env.task_state.values["objects"]) == 1
+        assert info["distractors"] == [] and len(env.task_state.objects) == 1
         for i in (1, 2):  # the other spheres are parked out of view
             assert env.model.body_pos[env.body_id(f"sphere{i}")][2] < 0
         assert env.model.body_pos[env.body_id("sphere0")][2] > 0

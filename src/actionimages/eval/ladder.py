@@ -197,14 +197,14 @@ def observe(env: Any) -> dict[str, Any]:
     }
 
 
-def object_points(task: str, values: dict[str, Any]) -> np.ndarray:
-    """World positions (N, 3) of the objects a task lists in ``task_state.values["objects"]``.
+def object_points(task: str, objects: Sequence[Any]) -> np.ndarray:
+    """World positions (N, 3) of the objects a task lists in ``task_state.objects``.
 
     Entries given as table positions (x, y) are lifted to :data:`OBJECT_Z`; the first object is the
     instructed one (the target, button, cabinet, cube or pad).
     """
     pts = []
-    for o in values.get("objects", []):
+    for o in objects:
         o = np.asarray(o, dtype=np.float64)
         pts.append(o[:3] if o.shape[0] >= 3 else np.array([o[0], o[1], OBJECT_Z.get(task, 0.0)]))
     return np.stack(pts) if pts else np.zeros((0, 3))
@@ -263,7 +263,7 @@ def autoencoder_objects(
                 orig = ((rgb[0, :, :, 0] + 1) * 127.5).permute(0, 2, 3, 1).double().numpy()  # (V, H, W, 3)
                 recon = ((rec[0, :, :, 0] + 1) * 127.5).permute(0, 2, 3, 1).double().numpy()
                 table_gid = env.geom_id("table")
-                points = object_points(task, env.task_state.values)
+                points = object_points(task, env.task_state.objects)
                 marks: list[list[tuple[int, int, bool]]] = []
                 for v, name in enumerate(used_views):
                     seg = env.renderer.render_geom_ids(env.data, name)
@@ -409,7 +409,7 @@ def target_following(
         try:
             for off in [np.zeros(3), *offs]:
                 env.reset(seed=s)
-                target = env.task_state.values["target"]
+                target = env.task_state.target
                 target += off  # in place: the objects list and the expert's plan read this array
                 env.model.body_pos[env.body_id("sphere0")] = target
                 mujoco.mj_forward(env.model, env.data)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ import torch
 from actionimages.errors import ActionImagesError
 from actionimages.policy.action_image_policy import ActionImagePolicy
 from actionimages.policy.observation import observation_sample, select_views
+
+if TYPE_CHECKING:
+    from actionimages.sim.tasks import TaskState
 
 
 # ------------------------------------------------------------------ exact rewind
@@ -35,7 +38,7 @@ class SimSnapshot:
     data: Any  # mujoco.MjData (a full copy: state, warm start, contacts, derived quantities)
     q_cmd: np.ndarray  # the env's last IK solution (the next IK starts from it)
     steps: int
-    task_state: Any  # the episode's TaskState (by reference)
+    task_state: TaskState  # the episode's task state (by reference)
 
 
 def _base(env: Any) -> Any:

@@ -36,7 +36,15 @@ from actionimages.sim.scene import (
     mujoco_camera,
     opencv_to_mujoco_quat,
 )
-from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, TASKS, TOP_DOWN, Task, TaskState, scene_objects_xml
+from actionimages.sim.tasks import (
+    HOME_TCP,
+    TOP_DOWN,
+    Task,
+    TaskState,
+    make_task,
+    place_clutter,
+    scene_objects_xml,
+)
 from actionimages.sim.variations import novel_camera_specs, scene_stream, variation_for
 
 CONTROL_DT = 0.1  # s per control step (10 Hz)
@@ -46,7 +54,6 @@ MAX_STEP_M = 0.05  # a target within this distance (and MAX_STEP_RAD) is reached
 MAX_STEP_RAD = 0.35
 WORKSPACE_LOW = np.array([0.15, -0.50, 0.03])  # tool-centre-point box (m), world = robot base frame
 WORKSPACE_HIGH = np.array([0.85, 0.50, 0.70])
-HOME_POS = HOME_TCP
 MIN_IMAGE, MAX_IMAGE = 64, 512
 
 
@@ -69,8 +76,7 @@ class SimEnv(gym.Env):
         cameras: list[str] | tuple[str, ...] | str | None = None,
         render: bool = True,
     ) -> None:
-        if task not in TASK_CLASSES:
-            raise ActionImagesError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
+        self.task: Task = make_task(task)  # an unknown name is refused with the valid ones
         self.variation = variation_for(split)
         if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer):
             raise ActionImagesError(
@@ -94,7 +100,6 @@ class SimEnv(gym.Env):
             cameras,
             bool(render),
         )
-        self.task: Task = TASK_CLASSES[task]()
         self.model = load_model(scene_objects_xml(self.task), self.task.contact_xml())
         self.model.opt.timestep = PHYSICS_DT
         self.data = mujoco.MjData(self.model)
@@ -236,8 +241,10 @@ class SimEnv(gym.Env):
         self.task_state = TaskState()
         state = self.task.randomise(self, rng, self.variation)
         self.task_state = state
-        objects = [np.asarray(o, float) for o in state.values.get("objects", [])]
-        state.values["distractors"] = self.task.place_clutter(self, rng, self.variation, objects)
+        objects = [np.asarray(o, float) for o in state.objects]
+        state.distractors = place_clutter(
+            m, rng, self.variation, objects, named_colour=state.colour, cap=self.task.max_clutter
+        )
         if self.variation.novel_cameras:
             for spec in novel_camera_specs(cam_rng):
                 cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, spec.name)
@@ -256,7 +263,7 @@ class SimEnv(gym.Env):
         mujoco.mj_forward(m, d)
         self.steps = 0
         info = {"seed": self.episode_seed, "split": self.split, "task": self.task_name, "success": False}
-        info.update({k: v for k, v in state.values.items() if k in ("colour", "which", "distractors")})
+        info.update(state.info())
         return self._obs(), info
 
     def _parse_action(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool]:
@@ -331,7 +338,7 @@ class SimEnv(gym.Env):
 
     def home_action(self) -> np.ndarray:
         """The home pose as an action (7,): what a do-nothing policy sends."""
-        return np.concatenate([HOME_POS, matrix_to_euler(TOP_DOWN), [1.0]])
+        return np.concatenate([HOME_TCP, matrix_to_euler(TOP_DOWN), [1.0]])
 
 
 def make_env(
