@@ -59,8 +59,7 @@ def _info(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from actionimages.data import DatasetWriter
-    from actionimages.data import open_source
+    from actionimages.data import DatasetWriter, open_source
 
     src = open_source(args.src, kind=args.kind)
     n = len(src) if args.limit is None else min(len(src), args.limit)

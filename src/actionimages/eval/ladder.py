@@ -414,8 +414,7 @@ def target_following(
                 env.model.body_pos[env.body_id("sphere0")] = target
                 mujoco.mj_forward(env.model, env.data)
                 obs = observe(env)
-                if hasattr(policy, "attach"):
-                    policy.attach(env)
+                policy.attach(env)
                 policy.set_seed(s)
                 policy.reset(obs)
                 plan = policy.plan(obs)
