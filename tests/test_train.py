@@ -308,3 +308,35 @@ def test_trainer_rejects_mismatched_resume(tmp_path):
     other = _trainer(tmp_path / "run", steps=2, batch=3)
     with pytest.raises(ActionImagesError, match="global batch"):
         other.resume()
+
+
+def test_train_flags_come_from_the_config_dataclasses(tmp_path, capsys):
+    """Every TrainConfig field has a flag and every ModelConfig field an override, so a new field
+    needs no hand-written option; overrides reach the trained model's config."""
+    import dataclasses
+    import json
+
+    from actionimages.cli import build_parser
+    from actionimages.cli.config_args import apply_overrides
+    from actionimages.model import get_config
+    from actionimages.train import TrainConfig
+
+    sub = build_parser()._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in sub._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= dests
+    assert {"model.obs_align", "model.mask_mix.i2a", "model.transformer.num_layers"} <= dests
+    run = tmp_path / "r"
+    argv = ["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(run), "--steps", "1"]
+    argv += ["--batch-size", "1", "--save-every", "0", "--no-progress", "--model.obs_align", "false"]
+    argv += ["--model.mask_mix.i2a", "0.5", "--betas", "0.9", "0.95"]
+    assert cli_main(argv) == 0
+    cfg = json.loads((run / "model" / "config.json").read_text())["spec"]
+    assert cfg["obs_align"] is False and cfg["mask_mix"]["i2a"] == 0.5 and cfg["obs_patch"] == 8
+    tc = json.loads((run / "train_config.json").read_text())
+    assert tc["progress"] is False and tc["betas"] == [0.9, 0.95]
+    with pytest.raises(ActionImagesError, match="no field"):
+        apply_overrides(get_config("tiny"), {"nope": 1})
+    with pytest.raises(ActionImagesError, match="obs_align"):
+        apply_overrides(get_config("tiny"), {"obs_patch": 0})  # the config's own check still runs
+    assert cli_main(argv[:9] + ["--mixed-precision", "fp8"]) == 2  # bad value: a clear error
+    assert "mixed_precision" in capsys.readouterr().err

@@ -29,20 +29,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=16, help="per process")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--save-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
-    p.add_argument(
-        "--no-cache", action="store_true", help="encode clips every step instead of caching latents"
-    )
+    from actionimages.cli.config_args import add_dataclass_flags, add_override_flags
+    from actionimages.model.config import ModelConfig
+    from actionimages.train.trainer import TrainConfig
+
+    # Every TrainConfig field is a flag (--steps, --batch-size (per process), --lr, --save-every, ...).
+    add_dataclass_flags(p, TrainConfig)
+    p.add_argument("--no-cache", dest="cache_latents", action="store_false", help="= --no-cache-latents")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
     p.add_argument("--stride", type=int, default=1, help="episode frames between clip frames")
     p.add_argument("--clips-per-episode", type=int, default=16, help="distinct clips drawn per episode")
+    # ... and every ModelConfig field can be changed: --model.obs_align false, --model.mask_mix.i2a 0.3
+    add_override_flags(p, ModelConfig, "model", skip=("name", "pretrained", "lora_rank"))
     p.set_defaults(func=run_train)
 
     v = subparsers.add_parser(
@@ -67,11 +65,12 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from actionimages.cli.config_args import apply_overrides, dataclass_from_flags, overrides_from_flags
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_source
 
-    cfg = get_config(args.config)
+    cfg = apply_overrides(get_config(args.config), overrides_from_flags(args, "model"))
     if args.pretrained:
         model = load_pretrained_wan(args.pretrained, cfg, lora_rank=args.lora_rank)
     else:
@@ -92,17 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"note: using the shipped tiny autoencoder ({SHIPPED_TINY}); pass --vae to use another",
                   file=sys.stderr)  # fmt: skip
             set_vae(model, SHIPPED_TINY)
-    tcfg = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup=args.warmup,
-        ema_decay=args.ema_decay,
-        save_every=args.save_every,
-        seed=args.seed,
-        mixed_precision=args.mixed_precision,
-        cache_latents=not args.no_cache,
-    )
+    tcfg = dataclass_from_flags(TrainConfig, args)
     source = open_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():

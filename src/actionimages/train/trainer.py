@@ -59,6 +59,19 @@ class TrainConfig:
     cache_latents: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ActionImagesError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ActionImagesError(f"lr must be positive, got {self.lr}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ActionImagesError(
+                f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
+            )
+        if len(self.betas) != 2:
+            raise ActionImagesError(f"betas must be two numbers, got {self.betas}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -1,0 +1,143 @@
+"""Command-line flags generated from config dataclasses, so a new config field needs no new flag.
+
+Two uses:
+
+- :func:`add_dataclass_flags` / :func:`dataclass_from_flags`: one flag per field of a flat
+  dataclass (``TrainConfig``), with its default; booleans that default to True get ``--no-NAME``.
+- :func:`add_override_flags` / :func:`apply_overrides`: optional ``--model.FIELD`` flags for every
+  scalar or tuple field of a nested dataclass (``ModelConfig``), nested specs included
+  (``--model.mask_mix.i2a 0.45``); an absent flag keeps the registered config's value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from actionimages.errors import ActionImagesError
+
+
+def parse_bool(text: str) -> bool:
+    t = str(text).strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(the type without ``| None``, whether None is allowed)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), True
+    return tp, False
+
+
+def _scalar_parser(tp: Any, optional: bool):
+    base = parse_bool if tp is bool else tp if tp in (int, float, str) else None
+    if base is None:
+        return None
+    if not optional:
+        return base
+
+    def parse(text: str):
+        return None if str(text).lower() == "none" else base(text)
+
+    parse.__name__ = getattr(base, "__name__", "value")
+    return parse
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the flat dataclass ``cls`` (defaults from the dataclass)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, optional = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if tp is bool:
+            if default:
+                parser.add_argument(_flag("no_" + f.name), dest=f.name, action="store_false")
+            else:
+                parser.add_argument(_flag(f.name), dest=f.name, action="store_true")
+            continue
+        if typing.get_origin(tp) is tuple:
+            elem = typing.get_args(tp)[0]
+            parser.add_argument(_flag(f.name), dest=f.name, type=elem, nargs="+", default=default)
+            continue
+        parse = _scalar_parser(tp, optional)
+        if parse is None:
+            raise ActionImagesError(f"{cls.__name__}.{f.name}: no command-line form for type {tp!r}")
+        parser.add_argument(_flag(f.name), dest=f.name, type=parse, default=default)
+
+
+def dataclass_from_flags(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """``cls`` built from the flags :func:`add_dataclass_flags` added (``fixed`` wins)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**{**values, **fixed})
+
+
+def _override_fields(cls: type, prefix: str):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, optional = _base_type(hints[f.name])
+        path = f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(tp):
+            yield from _override_fields(tp, path)
+        elif typing.get_origin(tp) is tuple:
+            yield path, typing.get_args(tp)[0], "+"
+        else:
+            parse = _scalar_parser(tp, optional)
+            if parse is not None:
+                yield path, parse, None
+
+
+def add_override_flags(
+    parser: argparse.ArgumentParser, cls: type, prefix: str, skip: tuple[str, ...] = ()
+) -> None:
+    """Optional ``--PREFIX.FIELD[.SUBFIELD]`` flags for every scalar/tuple field of ``cls`` but
+    the top-level fields in ``skip``."""
+    group = parser.add_argument_group(
+        f"{prefix} config overrides",
+        f"change one field of the chosen config, e.g. --{prefix}.obs_align false",
+    )
+    for path, parse, nargs in _override_fields(cls, prefix):
+        if path.split(".")[1] in skip:
+            continue
+        group.add_argument("--" + path, dest=path, type=parse, nargs=nargs, default=None, metavar="V")
+
+
+def overrides_from_flags(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    """``{"mask_mix.i2a": 0.45, ...}`` for the override flags that were given."""
+    out = {}
+    for key, value in vars(args).items():
+        if key.startswith(prefix + ".") and value is not None:
+            out[key[len(prefix) + 1 :]] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of the (frozen, nested) dataclass ``config`` with dotted-path fields replaced."""
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(config)}
+    for path, value in overrides.items():
+        head, _, rest = path.partition(".")
+        if head not in names:
+            raise ActionImagesError(f"{type(config).__name__} has no field {head!r}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = apply_overrides(getattr(config, head), sub)
+    return dataclasses.replace(config, **direct)
