@@ -70,3 +70,31 @@ def test_shipped_checkpoint_loads_and_plans():
     assert np.isfinite(action).all() and plan["valid"][1:].any(), (
         "the shipped model should draw decodable actions"
     )
+
+
+def test_loading_is_strict_and_checks_the_recorded_checksum(tmp_path):
+    """A config.json edited to another architecture, or one flipped weight byte of an exported
+    checkpoint, is refused with a message naming the problem (issue 13)."""
+    import shutil
+
+    torch.manual_seed(0)
+    model = build_model("micro")
+    model.save_pretrained(str(tmp_path / "run" / "model"), safe_serialization=True)
+    out = tmp_path / "ckpt"
+    assert cli_main(["export", "--checkpoint", str(tmp_path / "run"), "--out", str(out)]) == 0
+    load_model(out)  # intact: loads
+
+    edited = tmp_path / "edited"
+    shutil.copytree(tmp_path / "run" / "model", edited)
+    cfg = json.loads((edited / "config.json").read_text())
+    cfg["spec"]["transformer"]["num_layers"] = 1  # micro has 2
+    (edited / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ActionImagesError, match="do not match its config.json.*unexpected"):
+        load_model(edited)
+
+    weights = out / json.loads((out / "provenance.json").read_text())["weights"]
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0x01  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ActionImagesError, match="changed since export"):
+        load_model(out)

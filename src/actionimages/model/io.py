@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,12 +40,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldAct
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ActionImagesError(f"{path} is not a model directory: no config.json")
-    if not list(path.glob("*.safetensors")):
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
         raise ActionImagesError(f"{path} has no *.safetensors weights")
+    verify_provenance(path)
     try:
         model = WorldActionModel.from_pretrained(str(path), low_cpu_mem_usage=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ActionImagesError(f"cannot load the model in {path}: {exc}") from exc
+    _check_weights_match(model, files, path)
     if model.spec.text.kind == "umt5":
         if not model.spec.pretrained:
             raise ActionImagesError(
@@ -54,6 +58,65 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldAct
             UMT5TextEncoder.from_pretrained(model.spec.pretrained, model.spec.text.max_tokens)
         )
     return model.to(device)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_provenance(path: Path) -> None:
+    """If ``provenance.json`` (``actionimages export``) records the weights' SHA-256, check it."""
+    prov = path / "provenance.json"
+    if not prov.is_file():
+        return
+    try:
+        info = json.loads(prov.read_text())
+    except json.JSONDecodeError as exc:
+        raise ActionImagesError(f"{prov} is not valid JSON: {exc}") from exc
+    name, want = info.get("weights"), info.get("weights_sha256")
+    if not name or not want:
+        return
+    weights = path / name
+    if not weights.is_file():
+        raise ActionImagesError(f"{path}: provenance.json names {name}, which is missing")
+    got = sha256_file(weights)
+    if got != want:
+        raise ActionImagesError(
+            f"{weights} changed since export: SHA-256 {got[:16]}… but provenance.json records {want[:16]}…"
+        )
+
+
+def _check_weights_match(model: WorldActionModel, files: list[Path], path: Path) -> None:
+    """Strict loading: every tensor of the model is in the files and every tensor in the files is
+    in the model (a config.json edited to another architecture must not load half-random)."""
+    from safetensors import safe_open
+
+    stored: set[str] = set()
+    for f in files:
+        with safe_open(str(f), "pt") as sf:
+            stored.update(sf.keys())
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - stored), sorted(stored - expected)
+    if missing or unexpected:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+        raise ActionImagesError(
+            f"the weights in {path} do not match its config.json: "
+            + "; ".join(
+                part
+                for part in (
+                    f"{len(missing)} tensors missing ({show(missing)})" if missing else "",
+                    f"{len(unexpected)} unexpected ({show(unexpected)})" if unexpected else "",
+                )
+                if part
+            )
+        )
 
 
 def _read_json(path: Path) -> dict:
