@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from actionimages.codec.poses import euler_to_matrix, rotation_angle_between
+from actionimages.data import collate
 from actionimages.model import build_model, generate, load_model, set_vae
 from actionimages.model.sampling import decode_actions
 from actionimages.model.synthetic import synthetic_batch
 from actionimages.train import SyntheticSource, TrainConfig, Trainer, open_source
-from actionimages.train.data import collate
 
 
 def peak_rss_mb() -> float:

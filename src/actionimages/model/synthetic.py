@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from actionimages.codec.camera import Camera
+from actionimages.data import collate
 from actionimages.data.synthetic import default_cameras, render_ball, synthetic_actions
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
@@ -66,22 +67,6 @@ def synthetic_sample(
         "episode": int(seed),
         "start": 0,
     }
-
-
-def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack samples into a batch: tensors gain a leading B dimension, strings become lists."""
-    if not samples:
-        raise ActionImagesError("cannot collate an empty list of samples")
-    out: dict[str, Any] = {}
-    for key in samples[0]:
-        vals = [s[key] for s in samples]
-        if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
-        elif isinstance(vals[0], int | float | bool):
-            out[key] = torch.tensor(vals)
-        else:
-            out[key] = list(vals)
-    return out
 
 
 def synthetic_batch(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from actionimages.data import collate
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.flow import Prepared, prepare_batch
@@ -91,12 +92,6 @@ def global_indices(step: int, global_batch: int, n: int, seed: int) -> list[int]
 def sample_seed(seed: int, step: int, position: int) -> int:
     """Seed of the random draws of the sample at global ``position`` of ``step`` (< 2**63)."""
     return (seed * 0x9E3779B1 + step * 1_000_003 + position) % (2**62)
-
-
-def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from actionimages.data import collate as _collate
-
-    return _collate(list(samples))
 
 
 class PreparedCache:

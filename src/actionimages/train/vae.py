@@ -24,11 +24,12 @@ from diffusers import AutoencoderKLWan
 from tqdm.auto import tqdm
 
 from actionimages.atomic import atomic_dir
+from actionimages.data import collate
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.latents import build_wan_vae
 from actionimages.train.checkpoint import latest_checkpoint, save_checkpoint
-from actionimages.train.data import SampleSource, collate, global_indices, sample_seed
+from actionimages.train.data import SampleSource, global_indices, sample_seed
 
 
 @dataclass(frozen=True)
