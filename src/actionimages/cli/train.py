@@ -69,7 +69,7 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
-    from actionimages.train import TrainConfig, Trainer, open_source
+    from actionimages.train import TrainConfig, Trainer, open_training_source
 
     cfg = get_config(args.config)
     if args.pretrained:
@@ -103,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision,
         cache_latents=not args.no_cache,
     )
-    source = open_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
+    source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
@@ -118,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_vae(args: argparse.Namespace) -> int:
     from actionimages.model import get_config
-    from actionimages.train import VAETrainConfig, open_source, train_vae
+    from actionimages.train import VAETrainConfig, open_training_source, train_vae
 
     cfg = get_config(args.config)
     if cfg.latent.kind != "wan_vae":
@@ -134,7 +134,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
         crop_frames=args.crop_frames or None,
         crop_size=args.crop_size or None,
     )
-    source = open_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
+    source = open_training_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
     path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)
     print(json.dumps({"vae": str(path)}))
     return 0

@@ -5,7 +5,8 @@ Main entry points:
 - :class:`Episode`: one demonstration (frames, calibrated cameras, actions, instruction).
 - :class:`DatasetWriter` / :class:`DatasetReader`: LeRobot v3 on disk, atomic per episode.
 - :class:`RLBenchReader`, :class:`DroidReader`, :class:`BridgeReader`: the paper's layouts.
-- :class:`Mixture`, :func:`open_source`: sources mixed by ratio across ranks.
+- :func:`open_source`: a dataset directory as an episode source; :class:`Mixture`: sources mixed by
+  ratio across ranks.
 - :class:`SampleBuilder`, :class:`ClipDataset`, :func:`collate`: training samples for the model.
 - :class:`LatentCache`: VAE latents / text embeddings cached on disk, keyed by model + config.
 """
