@@ -14,7 +14,7 @@ Main entry points:
 from actionimages.data.cache import LatentCache, hash_config, hash_state_dict
 from actionimages.data.check import check_dataset, dataset_info
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
-from actionimages.data.lerobot import DatasetReader, DatasetWriter, LazyVideo
+from actionimages.data.lerobot import DatasetReader, DatasetWriter
 from actionimages.data.mixture import Mixture, detect_kind, open_source, parse_mixture_spec
 from actionimages.data.sample import SampleBuilder, crop_resize_frames
 from actionimages.data.sources import BridgeReader, DroidReader, RLBenchReader
@@ -29,7 +29,6 @@ __all__ = [
     "DroidReader",
     "Episode",
     "LatentCache",
-    "LazyVideo",
     "Mixture",
     "RLBenchReader",
     "SampleBuilder",

@@ -471,9 +471,6 @@ def _load_info(root: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reader
-LazyVideo = VideoFile  # frames of a dataset episode are lazy VideoFile handles
-
-
 class DatasetReader:
     """Random access to a LeRobot v3 dataset written by :class:`DatasetWriter` (or LeRobot itself).
 
@@ -633,7 +630,7 @@ class DatasetReader:
         return {k: v[order] for k, v in out.items()}
 
     def episode(self, i: int) -> Episode:
-        """Episode ``i`` with lazily decoded frames (:class:`LazyVideo` per camera)."""
+        """Episode ``i`` with lazily decoded frames (a :class:`VideoFile` per camera)."""
         row = self.meta(i)
         where = f"{self.root} episode {i}"
         arrays = self.arrays(i)
