@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from actionimages.codec.camera import Camera
+from actionimages.codec import ActionImageCodec, Camera
 from actionimages.errors import ActionImagesError
 from actionimages.model.flow import SIGMA_MIN_X, check_batch, observation_to_uint8, shift_sigma
 from actionimages.model.masks import ABSENT, GENERATE, GIVEN, MODES, mode_states
@@ -80,12 +80,10 @@ def decode_actions(
     e.g. a singular peak fit on a badly generated image) gets NaN actions and ``valid`` False,
     with a warning: a generated video is not bad *input*, so it must not stop a rollout.
     """
-    from actionimages.model.synthetic import action_codec
-
     acts, valid = [], []
     f = action_images.shape[3]
     for i in range(action_images.shape[0]):
-        codec = action_codec(batch_cameras(batch, i), sigma_frac)
+        codec = ActionImageCodec(batch_cameras(batch, i), sigma_frac=sigma_frac)
         imgs = ((action_images[i].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)  # (V, F, H, W, 3)
         try:
             res = codec.decode(imgs.cpu())
