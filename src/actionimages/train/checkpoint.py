@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from actionimages.atomic import TMP_PREFIX, atomic_dir, write_text_atomic
-from actionimages.errors import ActionImagesError
 
 LATEST = "latest"
 
@@ -60,10 +59,3 @@ def latest_checkpoint(root: Path) -> Path | None:
             return cand
     ckpts = list_checkpoints(root)
     return ckpts[-1] if ckpts else None
-
-
-def require_checkpoint(root: Path) -> Path:
-    ck = latest_checkpoint(root)
-    if ck is None:
-        raise ActionImagesError(f"no checkpoint to resume from in {root}")
-    return ck

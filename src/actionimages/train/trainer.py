@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -346,6 +345,4 @@ class Trainer:
             bar.close()
             if writer is not None:
                 writer.close()
-        if not math.isfinite(sum(losses) if losses else 0.0):
-            raise ActionImagesError("training produced non-finite losses")
         return losses
