@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from actionimages.codec.poses import euler_to_matrix, rotation_angle_between
+from actionimages.data import collate
 from actionimages.model import build_model, generate, load_model, set_vae
 from actionimages.model.sampling import decode_actions
 from actionimages.model.synthetic import synthetic_batch
-from actionimages.train import SyntheticSource, TrainConfig, Trainer, open_source
-from actionimages.train.data import collate
+from actionimages.train import SyntheticSource, TrainConfig, Trainer, open_training_source
 
 
 def peak_rss_mb() -> float:
@@ -122,7 +122,7 @@ def action_errors(pred: torch.Tensor, valid: torch.Tensor, gt: torch.Tensor, mas
 
 
 def _clips(a: argparse.Namespace, cfg) -> dict:
-    src = open_source(a.data, cfg, a.stride, 4, seed=12345)
+    src = open_training_source(a.data, cfg, a.stride, 4, seed=12345)
     idx = list(range(min(a.clips, len(src))))
     return collate([src[i] for i in idx])
 

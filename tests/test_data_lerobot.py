@@ -163,20 +163,20 @@ def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
 def test_crash_before_info_commit(tmp_path, monkeypatch):
     root = tmp_path / "d"
     _write(root, n=1, T=6)
-    real = lr._write_json_atomic
+    real = lr.write_json_atomic
 
-    def fail_info(path, data):
+    def fail_info(path, data, **dumps):
         if path.name == "info.json":
             raise OSError("disk full")
-        real(path, data)
+        real(path, data, **dumps)
 
-    monkeypatch.setattr(lr, "_write_json_atomic", fail_info)
+    monkeypatch.setattr(lr, "write_json_atomic", fail_info)
     with DatasetWriter(root, fps=10) as w, pytest.raises(OSError):
         w.add_episode(make_synthetic_episode(T=6, seed=1))
     assert (root / "meta/episodes/chunk-000/file-001.parquet").exists()  # written but not committed
     r = DatasetReader(root)
     assert len(r) == 1 and json.loads((root / "meta/info.json").read_text())["total_frames"] == 6
-    monkeypatch.setattr(lr, "_write_json_atomic", real)
+    monkeypatch.setattr(lr, "write_json_atomic", real)
     with DatasetWriter(root, fps=10) as w:
         assert w.add_episode(make_synthetic_episode(T=4, seed=1)) == 1
     assert DatasetReader(root).num_frames(1) == 4

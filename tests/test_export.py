@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from actionimages.atomic import sha256_file
 from actionimages.cli import main as cli_main
-from actionimages.cli.export import export_checkpoint, sha256_of
+from actionimages.cli.export import export_checkpoint
 from actionimages.errors import ActionImagesError
 from actionimages.model import build_model, load_model
 
@@ -33,7 +34,9 @@ def test_export_fp16_roundtrip_and_provenance(tmp_path):
     info = json.loads((out / "provenance.json").read_text())
     weights = out / info["weights"]
     assert (
-        info["dtype"] == "fp16" and info["config"] == "micro" and info["weights_sha256"] == sha256_of(weights)
+        info["dtype"] == "fp16"
+        and info["config"] == "micro"
+        and info["weights_sha256"] == sha256_file(weights)
     )
     assert (out / "RECIPE.md").read_text() == "made by a test\n"
     assert not list(tmp_path.glob(".ckpt.tmp*"))  # written aside, renamed into place
@@ -58,7 +61,7 @@ def test_shipped_checkpoint_loads_and_plans():
     from actionimages.policy.action_image_policy import ActionImagePolicy
 
     info = json.loads((SHIPPED / "provenance.json").read_text())
-    assert sha256_of(SHIPPED / info["weights"]) == info["weights_sha256"], "shipped weights changed"
+    assert sha256_file(SHIPPED / info["weights"]) == info["weights_sha256"], "shipped weights changed"
     policy = ActionImagePolicy.from_checkpoint(SHIPPED)
     env = sim.make_env("reach_target", split="heldout", seed=3, image_size=64)
     obs, _ = env.reset(seed=3)

@@ -331,6 +331,10 @@ def test_tiny_action_images_decode_with_the_configs_blob_width():
     acts, valid = decode_actions(batch, batch["action_images"], cfg.action_sigma_frac)
     assert valid.all()
     assert float((acts[..., :3] - batch["actions"][..., :3]).norm(dim=-1).max()) < 1e-3
+    broken = batch["action_images"].clone()
+    broken[0, :, :, 2] = float("nan")  # a diverged generation: the codec cannot read it at all
+    with pytest.raises(ActionImagesError, match="cannot decode action video 0 .*NaN"):
+        decode_actions(batch, broken, cfg.action_sigma_frac)
 
 
 def test_set_vae_rejects_a_vae_with_other_temporal_compression():

@@ -112,6 +112,40 @@ def test_action_image_policy_executes_valid_prefix_or_holds(tiny_checkpoint):
         ActionImagePolicy.from_checkpoint(tiny_checkpoint, execute=9)
 
 
+@pytest.mark.parametrize("failure", ["nan_video", "codec_raises"])
+def test_undecodable_plan_counts_as_a_decode_error_and_holds(failure, monkeypatch):
+    # A plan whose action video the codec cannot decode at all must show in decode_errors (not
+    # only as an invalid plan), whether the codec refuses the images or raises while decoding.
+    from actionimages.codec import ActionImageCodec
+    from actionimages.model import build_model
+
+    class Undecodable(ActionImagePolicy):
+        def action_video(self, obs, batch, seed):
+            video = batch["action_images"].expand(-1, -1, -1, self.cfg.num_frames, -1, -1).clone()
+            if failure == "nan_video":
+                video[:, :, :, 1:] = float("nan")  # a diverged generation
+            return video
+
+    if failure == "codec_raises":
+
+        def broken(self, images):
+            raise RuntimeError("singular peak fit")
+
+        monkeypatch.setattr(ActionImageCodec, "decode", broken)
+    env = sim.make_env("reach_target", split="heldout", seed=2, image_size=64)
+    obs, _ = env.reset(seed=2)
+    env.close()
+    policy = Undecodable(build_model("micro"), execute=1)
+    policy.reset(obs)
+    a = policy.act(obs)
+    stats = policy.stats()
+    assert stats["decode_errors"] == 1 and stats["invalid_decodes"] == 1 and stats["replans"] == 1
+    needle = "NaN or inf" if failure == "nan_video" else "RuntimeError: singular peak fit"
+    assert needle in stats["first_decode_error"]
+    assert not policy.last_plan["valid"].any()
+    np.testing.assert_allclose(a, obs["ee_pose"][:7])  # nothing decoded: hold the current pose
+
+
 def test_action_image_policy_episode_with_video(tiny_checkpoint, tmp_path):
     policy = ActionImagePolicy.from_checkpoint(tiny_checkpoint, num_steps=2)
     r = run_episode(

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actionimages.atomic import write_json_atomic
 from actionimages.errors import ActionImagesError
 
 DEFAULT_TASKS = ("reach_target", "push_button")
@@ -69,11 +70,8 @@ class Demo:
         return (self.marks / f"{stage}.json").is_file()
 
     def mark(self, stage: str, t0: float, **info: Any) -> None:
-        self.marks.mkdir(parents=True, exist_ok=True)
         rec = {"stage": stage, "seconds": round(time.time() - t0, 1), **info}
-        tmp = self.marks / f"{stage}.json.tmp"
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(self.marks / f"{stage}.json")
+        write_json_atomic(self.marks / f"{stage}.json", rec, indent=1)
 
     # ------------------------------------------------------------- stages
     def codec(self) -> None:

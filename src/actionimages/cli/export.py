@@ -10,23 +10,15 @@ renamed into place, so an interrupted export never leaves a half-written checkpo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
 
+from actionimages.atomic import atomic_dir, sha256_file
 from actionimages.errors import ActionImagesError
 
 DTYPES = ("fp16", "bf16", "fp32")
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_checkpoint(
@@ -57,39 +49,34 @@ def export_checkpoint(
             "export is for self-contained models; this one needs its pretrained Wan folder "
             f"({model.spec.pretrained}) for the text encoder"
         )
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
     from diffusers.utils import logging as diffusers_logging
 
     level = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # its cast warning names no module here: all are cast
-    try:
-        model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
-    finally:
-        diffusers_logging.set_verbosity(level)
-    weights = next(tmp.glob("*.safetensors"))
-    info = {
-        "source": str(src),
-        "step": step,
-        "config": model.spec.name,
-        "dtype": dtype,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "weights": weights.name,
-        "weights_bytes": weights.stat().st_size,
-        "weights_sha256": sha256_of(weights),
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
-    if hours is not None:
-        info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
-    (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
-    if recipe is not None:
-        shutil.copyfile(recipe, tmp / Path(recipe).name)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        try:
+            model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
+        finally:
+            diffusers_logging.set_verbosity(level)
+        weights = next(tmp.glob("*.safetensors"))
+        info = {
+            "source": str(src),
+            "step": step,
+            "config": model.spec.name,
+            "dtype": dtype,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "weights": weights.name,
+            "weights_bytes": weights.stat().st_size,
+            "weights_sha256": sha256_file(weights),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
+        if hours is not None:
+            info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
+        (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
+        if recipe is not None:
+            shutil.copyfile(recipe, tmp / Path(recipe).name)
     return info
 
 

@@ -68,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
     from actionimages.cli.config_args import apply_overrides, dataclass_from_flags, overrides_from_flags
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
-    from actionimages.train import TrainConfig, Trainer, open_source
+    from actionimages.train import TrainConfig, Trainer, open_training_source
 
     cfg = apply_overrides(get_config(args.config), overrides_from_flags(args, "model"))
     if args.pretrained:
@@ -92,7 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             set_vae(model, SHIPPED_TINY)
     tcfg = dataclass_from_flags(TrainConfig, args)
-    source = open_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
+    source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
@@ -107,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_vae(args: argparse.Namespace) -> int:
     from actionimages.model import get_config
-    from actionimages.train import VAETrainConfig, open_source, train_vae
+    from actionimages.train import VAETrainConfig, open_training_source, train_vae
 
     cfg = get_config(args.config)
     if cfg.latent.kind != "wan_vae":
@@ -123,7 +123,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
         crop_frames=args.crop_frames or None,
         crop_size=args.crop_size or None,
     )
-    source = open_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
+    source = open_training_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
     path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)
     print(json.dumps({"vae": str(path)}))
     return 0

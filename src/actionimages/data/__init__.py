@@ -5,7 +5,8 @@ Main entry points:
 - :class:`Episode`: one demonstration (frames, calibrated cameras, actions, instruction).
 - :class:`DatasetWriter` / :class:`DatasetReader`: LeRobot v3 on disk, atomic per episode.
 - :class:`RLBenchReader`, :class:`DroidReader`, :class:`BridgeReader`: the paper's layouts.
-- :class:`Mixture`, :func:`open_source`: sources mixed by ratio across ranks.
+- :func:`open_source`: a dataset directory as an episode source; :class:`Mixture`: sources mixed by
+  ratio across ranks.
 - :class:`SampleBuilder`, :class:`ClipDataset`, :func:`collate`: training samples for the model.
 - :class:`LatentCache`: VAE latents / text embeddings cached on disk, keyed by model + config.
 """
@@ -13,7 +14,7 @@ Main entry points:
 from actionimages.data.cache import LatentCache, hash_config, hash_state_dict
 from actionimages.data.check import check_dataset, dataset_info
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
-from actionimages.data.lerobot import DatasetReader, DatasetWriter, LazyVideo
+from actionimages.data.lerobot import DatasetReader, DatasetWriter
 from actionimages.data.mixture import Mixture, parse_mixture_spec
 from actionimages.data.registry import SOURCES, detect_kind, open_source, register_source
 from actionimages.data.sample import SampleBuilder, crop_resize_frames
@@ -29,7 +30,6 @@ __all__ = [
     "DroidReader",
     "Episode",
     "LatentCache",
-    "LazyVideo",
     "Mixture",
     "SOURCES",
     "RLBenchReader",

@@ -22,7 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from actionimages.data.lerobot import _write_json_atomic, atomic_path
+from actionimages.atomic import atomic_path, write_json_atomic
+from actionimages.data.lerobot import JSON_STYLE
 from actionimages.errors import ActionImagesError
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class LatentCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "cache.json"
         if not meta.exists():
-            _write_json_atomic(meta, {"model_hash": model_hash, "config": config})
+            write_json_atomic(meta, {"model_hash": model_hash, "config": config}, **JSON_STYLE)
         self.hits = self.misses = 0
 
     def _path(self, item: str) -> Path:

@@ -10,14 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from actionimages.atomic import TMP_PREFIX
 from actionimages.data.episode import calibration_from_json
-from actionimages.data.lerobot import (
-    EXT,
-    TMP_PREFIX,
-    DatasetReader,
-    chunk_file,
-    video_key,
-)
+from actionimages.data.lerobot import EXT, DatasetReader, chunk_file, video_key
 from actionimages.data.video import _AV_ERRORS, _open, count_frames, decode_frames
 from actionimages.errors import DataError
 

@@ -2,7 +2,7 @@
 
 An :class:`Episode` is what every reader yields and what :class:`~actionimages.data.DatasetWriter`
 stores. Frames may be numpy arrays or lazy video handles (anything with ``shape`` and numpy-style
-indexing, e.g. :class:`~actionimages.data.lerobot.LazyVideo`), so reading an episode decodes no
+indexing, e.g. :class:`~actionimages.data.video.VideoFile`), so reading an episode decodes no
 video until a frame is asked for.
 """
 

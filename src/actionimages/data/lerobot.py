@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actionimages.atomic import TMP_PREFIX, atomic_path, write_json_atomic
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
 from actionimages.data.registry import register_source
@@ -63,7 +62,7 @@ EXT = "actionimages/"  # prefix of our extra per-episode columns
 ACTION_NAMES = ["x", "y", "z", "rx", "ry", "rz", "openness"]
 STATS_FRAMES = 16  # frames per episode sampled for image statistics
 LOCK_NAME = ".actionimages.lock"
-TMP_PREFIX = ".tmp-"
+JSON_STYLE: dict[str, Any] = {"indent": 4, "ensure_ascii": False}  # how LeRobot writes meta/*.json
 
 DEFAULT_FEATURES = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
@@ -82,45 +81,6 @@ def video_key(camera: str) -> str:
 def chunk_file(episode_index: int, chunks_size: int) -> dict[str, int]:
     """``{"chunk_index", "file_index"}`` of an episode's files."""
     return {"chunk_index": episode_index // chunks_size, "file_index": episode_index % chunks_size}
-
-
-# ----------------------------------------------------------------------------- atomic file helpers
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot fsync directories
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; on success fsync it and rename it onto ``final``."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; datasets are shared read-only
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=4, ensure_ascii=False))
 
 
 def _write_parquet_atomic(path: Path, table: pa.Table) -> None:
@@ -294,7 +254,7 @@ class DatasetWriter:
         self.tasks = _read_tasks(self.root)
         self._remove_uncommitted()
         if not info_path.exists():  # an empty but valid dataset from the start (readers see 0 episodes)
-            _write_json_atomic(info_path, self.info)
+            write_json_atomic(info_path, self.info, **JSON_STYLE)
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> DatasetWriter:
@@ -467,14 +427,14 @@ class DatasetWriter:
         if new_tasks is not self.tasks:
             _write_parquet_atomic(self.root / TASKS_PATH, _tasks_table(new_tasks))
         stats = {k: _merge_stats(self.stats.get(k), v) for k, v in ep_stats.items()}
-        _write_json_atomic(self.root / STATS_PATH, _jsonable(stats))
+        write_json_atomic(self.root / STATS_PATH, _jsonable(stats), **JSON_STYLE)
         info = dict(self.info)
         info["features"] = features
         info["total_episodes"] = e + 1
         info["total_frames"] = start + T
         info["total_tasks"] = len(new_tasks)
         info["splits"] = {"train": f"0:{e + 1}"}
-        _write_json_atomic(self.root / INFO_PATH, info)
+        write_json_atomic(self.root / INFO_PATH, info, **JSON_STYLE)
         self.info, self.tasks, self.stats = info, new_tasks, _jsonable(stats)
         return e
 
@@ -512,9 +472,6 @@ def _load_info(root: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reader
-LazyVideo = VideoFile  # frames of a dataset episode are lazy VideoFile handles
-
-
 @register_source
 class DatasetReader:
     """Random access to a LeRobot v3 dataset written by :class:`DatasetWriter` (or LeRobot itself).
@@ -678,7 +635,7 @@ class DatasetReader:
         return {k: v[order] for k, v in out.items()}
 
     def episode(self, i: int) -> Episode:
-        """Episode ``i`` with lazily decoded frames (:class:`LazyVideo` per camera)."""
+        """Episode ``i`` with lazily decoded frames (a :class:`VideoFile` per camera)."""
         row = self.meta(i)
         where = f"{self.root} episode {i}"
         arrays = self.arrays(i)

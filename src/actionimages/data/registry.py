@@ -64,7 +64,9 @@ def detect_kind(path: str | Path) -> str:
 
 
 def open_source(path: str | Path, kind: str | None = None, **kwargs: Any) -> Any:
-    """Open a dataset directory with the reader for its layout (detected unless ``kind`` is given)."""
+    """Open a dataset directory as an episode source: the reader for its layout (detected unless
+    ``kind`` is given). The trainer's sample sources come from
+    :func:`actionimages.train.data.open_training_source`."""
     readers = _load_readers()
     kind = kind or detect_kind(path)
     if kind not in readers:

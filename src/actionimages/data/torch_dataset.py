@@ -10,6 +10,7 @@ results do not depend on the number of DataLoader workers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -151,7 +152,7 @@ def _stack(vals: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([v[index] for v in vals]).expand(len(vals), *shape)
 
 
-def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples into a batch: tensors gain a leading B, ``instruction`` becomes a list of str,
     ``episode`` / ``start`` become int64 tensors (B,).
 

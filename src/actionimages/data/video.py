@@ -8,7 +8,6 @@ bound the cost of a random seek; no B-frames, so decode order is presentation or
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,10 @@ def encode_video(
     gop: int = DEFAULT_GOP,
     preset: str = "veryfast",
 ) -> None:
-    """Encode uint8 frames (T, H, W, 3) RGB to an mp4 at ``path`` and fsync it.
+    """Encode uint8 frames (T, H, W, 3) RGB to an mp4 at ``path``.
+
+    Not fsynced: a file that must survive a crash is written through
+    :func:`actionimages.atomic.atomic_path` (as the dataset writer does), which fsyncs and commits it.
 
     Frame ``t`` gets presentation time ``t / fps`` exactly, which the decoder relies on.
     """
@@ -84,8 +86,6 @@ def encode_video(
             vf.pts = t
             container.mux(stream.encode(vf))
         container.mux(stream.encode(None))
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
 
 
 def probe_video(path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ Only generated frames (1..F-1) are scored. LPIPS and FVD are "unavailable" witho
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from actionimages.atomic import write_json_atomic
 from actionimages.errors import ActionImagesError, DataError
 from actionimages.eval.metrics import load_fvd, load_lpips, pose_errors, psnr, ssim
 
@@ -178,9 +178,5 @@ def evaluate_generation(
         "latency_s_median": float(np.median(latencies)),
         "notes": notes,
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "generation.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out / "generation.json")
+    write_json_atomic(Path(out) / "generation.json", result, indent=2)
     return result

@@ -19,7 +19,6 @@ plan turn when the target moves, under the same sampling noise?).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from actionimages.atomic import write_json_atomic
 from actionimages.errors import ActionImagesError
 from actionimages.eval.runner import PolicySpec, check_tasks_split, episode_seed, evaluate
 
@@ -169,10 +169,7 @@ def markdown_table(ladder: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- shared helpers
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` atomically as JSON (NaN becomes null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, _finite(data), indent=2)
 
 
 def _finite(x: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from actionimages.atomic import write_json_atomic
 from actionimages.errors import ActionImagesError
 from actionimages.eval.stats import wilson_interval
 from actionimages.eval.video import tile_rollout_frame, write_video
@@ -341,8 +342,5 @@ def evaluate(
     if extra:
         summary.update(extra)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / "results.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(out_dir / "results.json")
+        write_json_atomic(out_dir / "results.json", summary, indent=2)
     return summary

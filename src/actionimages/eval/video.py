@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from actionimages.atomic import atomic_path
 from actionimages.errors import ActionImagesError
 
 
@@ -80,9 +81,8 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
     h, w = first.shape[:2]
     H, W = h + h % 2, w + w % 2
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    # atomic: a half-written video never has the final name
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         stream.options = {"crf": "23", "preset": "veryfast"}
@@ -97,7 +97,6 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)  # atomic: a half-written video never has the final name
     return path
 
 

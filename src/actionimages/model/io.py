@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
+from actionimages.atomic import sha256_file
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import LatentSpec, ModelConfig, TransformerSpec, get_config
 from actionimages.model.latents import LatentSpace
@@ -60,15 +60,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldAct
     return model.to(device)
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_provenance(path: Path) -> None:
     """If ``provenance.json`` (``actionimages export``) records the weights' SHA-256, check it."""
     prov = path / "provenance.json"
@@ -103,6 +94,7 @@ def _check_weights_match(model: WorldActionModel, files: list[Path], path: Path)
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - stored), sorted(stored - expected)
     if missing or unexpected:
+
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
 

@@ -27,13 +27,6 @@ MODES = ("joint", "a2v", "v2a", "video", "i2a", "view1")
 (first RGB frame -> actions), ``view1`` (view 1's RGB clip given, the rest as joint)."""
 
 
-def segment_index(view: int, stream: str) -> int:
-    """Index of a segment: stream ``"rgb"`` or ``"action"`` of ``view`` (0-based)."""
-    if stream not in ("rgb", "action"):
-        raise ActionImagesError(f"stream must be 'rgb' or 'action', got {stream!r}")
-    return 2 * view + (stream == "action")
-
-
 def mode_states(mode: str, num_views: int, latent_frames: int) -> torch.Tensor:
     """States (2V, f) int64 of one mode; rows are segments in layout order."""
     if mode not in MODES:
@@ -59,11 +52,6 @@ def mode_states(mode: str, num_views: int, latent_frames: int) -> torch.Tensor:
         r = all_given if (mode == "view1" and v == 0) else rgb
         rows += [r, act]
     return torch.stack(rows)
-
-
-def states_to_frames(states: torch.Tensor) -> torch.Tensor:
-    """(..., 2V, f) -> (..., 2V·f): the per-latent-frame states in latent-time order."""
-    return states.flatten(-2)
 
 
 def sample_modes(

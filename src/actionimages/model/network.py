@@ -95,10 +95,6 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             self.observation_align = nn.Conv2d(tr.text_dim, cfg.camera_dim, k, stride=k)
         self.gradient_checkpointing = cfg.gradient_checkpointing
 
-    @classmethod
-    def from_config_object(cls, cfg: ModelConfig) -> WorldActionModel:
-        return cls(spec=cfg.to_dict())
-
     # ----------------------------------------------------------------- text
     def attach_text_encoder(self, encoder: nn.Module) -> None:
         """Use an external (frozen, e.g. umT5) text encoder; it is not saved with the model."""
@@ -239,11 +235,6 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         return block(hs + proj(cam), enc, tproj, rotary)
 
     # ------------------------------------------------------------- helpers
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the trainer updates: everything but the (frozen) VAE and external text encoder."""
-        frozen = {id(p) for p in self.latent_space.parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in frozen]
-
     def num_parameters_by_part(self) -> dict[str, int]:
         parts = {
             "transformer": self.transformer,

@@ -7,7 +7,6 @@ move. Classifier-free guidance runs the conditional and the empty-instruction br
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from actionimages.codec.camera import Camera
+from actionimages.codec import ActionImageCodec, Camera
 from actionimages.errors import ActionImagesError
 from actionimages.model.flow import SIGMA_MIN_X, check_batch, observation_to_uint8, shift_sigma
 from actionimages.model.masks import ABSENT, GENERATE, GIVEN, MODES, mode_states
@@ -76,24 +75,20 @@ def decode_actions(
     ``sigma_frac`` is the blob width the images were drawn with (the model's ``action_sigma_frac``;
     required, since decoding with the wrong width silently misplaces the peaks).
 
-    A sample whose action video the codec cannot decode at all (it raises a ``RuntimeError``,
-    e.g. a singular peak fit on a badly generated image) gets NaN actions and ``valid`` False,
-    with a warning: a generated video is not bad *input*, so it must not stop a rollout.
+    Frames the codec reads but cannot triangulate come back with ``valid`` False (poses interpolated
+    from valid neighbours, NaN if none is; see :class:`~actionimages.codec.DecodeResult`): its peak
+    fits and triangulation do not raise. A video it cannot read at all (NaN or inf, e.g. from a
+    diverged generation) raises the codec's :class:`ActionImagesError`, naming the sample; the
+    policy counts that in its ``decode_errors``.
     """
-    from actionimages.model.synthetic import action_codec
-
     acts, valid = [], []
-    f = action_images.shape[3]
     for i in range(action_images.shape[0]):
-        codec = action_codec(batch_cameras(batch, i), sigma_frac)
+        codec = ActionImageCodec(batch_cameras(batch, i), sigma_frac=sigma_frac)
         imgs = ((action_images[i].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)  # (V, F, H, W, 3)
         try:
             res = codec.decode(imgs.cpu())
-        except RuntimeError as exc:
-            warnings.warn(f"codec could not decode generated action video {i}: {exc}", stacklevel=2)
-            acts.append(torch.full((f, 7), float("nan")))
-            valid.append(torch.zeros(f, dtype=torch.bool))
-            continue
+        except ActionImagesError as exc:
+            raise ActionImagesError(f"the codec cannot decode action video {i} of the batch: {exc}") from exc
         acts.append(torch.as_tensor(np.asarray(res.actions), dtype=torch.float32))
         valid.append(torch.as_tensor(np.asarray(res.valid), dtype=torch.bool))
     return torch.stack(acts), torch.stack(valid)
@@ -126,6 +121,9 @@ def generate(
         decode_action_poses: run the codec on the action video.
     Returns:
         :class:`Generation`.
+    Raises:
+        ActionImagesError: bad arguments or batch; with ``decode_action_poses``, also an action
+            video the codec cannot decode at all (see :func:`decode_actions`).
     """
     if mode not in MODES:
         raise ActionImagesError(f"unknown mode {mode!r}; known: {MODES}")

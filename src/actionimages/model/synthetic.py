@@ -11,21 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from actionimages.codec.camera import Camera
+from actionimages.codec import ActionImageCodec, Camera
+from actionimages.data import collate
 from actionimages.data.synthetic import default_cameras, render_ball, synthetic_actions
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 
 CAMERA_NAMES = ("front", "side", "top", "back")
-
-
-def action_codec(cameras, sigma_frac: float = 0.05):
-    """The project's :class:`ActionImageCodec` for ``cameras`` (imported late: it is a sibling package)."""
-    try:
-        from actionimages.codec import ActionImageCodec
-    except ImportError:  # exported from the package once the codec lands there
-        from actionimages.codec.codec import ActionImageCodec
-    return ActionImageCodec(cameras, sigma_frac=sigma_frac)
 
 
 def synthetic_sample(
@@ -37,7 +29,8 @@ def synthetic_sample(
     cams: list[Camera] = list(default_cameras(cfg.width, cfg.height, CAMERA_NAMES[: cfg.num_views]).values())
     actions = synthetic_actions(cfg.num_frames, seed=seed)
     rgb = np.stack([np.stack([render_ball(c, a[:3]) for a in actions]) for c in cams])  # (V, F, H, W, 3)
-    act_img = action_codec(cams, cfg.action_sigma_frac).encode(actions)  # (V, F, H, W, 3) in [0, 1]
+    codec = ActionImageCodec(cams, sigma_frac=cfg.action_sigma_frac)
+    act_img = codec.encode(actions)  # (V, F, H, W, 3) in [0, 1]
     plucker = np.stack([c.plucker(cams[0]) for c in cams])  # (V, H, W, 6)
     f = cfg.num_frames
 
@@ -66,22 +59,6 @@ def synthetic_sample(
         "episode": int(seed),
         "start": 0,
     }
-
-
-def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack samples into a batch: tensors gain a leading B dimension, strings become lists."""
-    if not samples:
-        raise ActionImagesError("cannot collate an empty list of samples")
-    out: dict[str, Any] = {}
-    for key in samples[0]:
-        vals = [s[key] for s in samples]
-        if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
-        elif isinstance(vals[0], int | float | bool):
-            out[key] = torch.tensor(vals)
-        else:
-            out[key] = list(vals)
-    return out
 
 
 def synthetic_batch(

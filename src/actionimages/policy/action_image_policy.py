@@ -111,7 +111,8 @@ class ActionImagePolicy(ChunkedPolicy):
             actions, valid = decode_actions(batch, video, cfg.action_sigma_frac)
             actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
         except (RuntimeError, ActionImagesError) as exc:
-            # A generated action video the codec cannot decode at all counts as an invalid decode.
+            # A generated action video the codec cannot decode at all (decode_actions raises) is a
+            # decode error, and a plan with no valid frame: act() holds the pose and counts it invalid.
             self._stats.decode_errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             actions, valid = np.full((F, 7), np.nan), np.zeros(F, dtype=bool)
         return {

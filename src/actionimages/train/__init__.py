@@ -5,7 +5,13 @@ Public API: :class:`Trainer` / :class:`TrainConfig` (the world-action model), :f
 """
 
 from actionimages.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
-from actionimages.train.data import PreparedCache, SyntheticSource, global_indices, open_source, sample_seed
+from actionimages.train.data import (
+    PreparedCache,
+    SyntheticSource,
+    global_indices,
+    open_training_source,
+    sample_seed,
+)
 from actionimages.train.trainer import EMA, TrainConfig, Trainer
 from actionimages.train.vae import VAETrainConfig, latent_stats, train_vae
 
@@ -20,7 +26,7 @@ __all__ = [
     "latent_stats",
     "latest_checkpoint",
     "list_checkpoints",
-    "open_source",
+    "open_training_source",
     "sample_seed",
     "save_checkpoint",
     "train_vae",

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from actionimages.data import ClipDataset, collate, open_source
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.flow import Prepared, prepare_batch
@@ -46,13 +47,13 @@ class SyntheticSource:
         return synthetic_sample(self.cfg, self.seed + index, self.instruction)
 
 
-def open_source(
+def open_training_source(
     spec: str, cfg: ModelConfig, stride: int = 1, clips_per_episode: int = 16, seed: int = 0
 ) -> SampleSource:
-    """A sample source from a CLI ``--data`` value: ``synthetic:N`` or a dataset directory.
+    """The training sample source of a CLI ``--data`` value: ``synthetic:N`` or a dataset directory.
 
-    A directory (LeRobot v3 or a paper layout; see ``actionimages.data.open_source``) is read
-    through the data package's :class:`SampleBuilder` / :class:`ClipDataset` at the model's
+    A directory (LeRobot v3 or a paper layout, opened as episodes by ``actionimages.data.open_source``)
+    is read through the data package's :class:`SampleBuilder` / :class:`ClipDataset` at the model's
     views, frames and image size. Item ``k`` is episode ``k % episodes`` at a random start drawn
     from ``(seed, k)``, so ``clips_per_episode`` items per episode give a fixed pool of distinct
     clips (which the trainer's latent cache then encodes once each).
@@ -66,10 +67,7 @@ def open_source(
     path = Path(spec)
     if not path.exists():
         raise ActionImagesError(f"--data {spec}: no such dataset directory")
-    from actionimages.data import ClipDataset
-    from actionimages.data import open_source as open_episodes
-
-    episodes = open_episodes(path)
+    episodes = open_source(path)
     builder = cfg.sample_builder(stride=stride, training=True)
     return ClipDataset(episodes, builder, samples_per_epoch=len(episodes) * clips_per_episode, seed=seed)
 
@@ -91,12 +89,6 @@ def global_indices(step: int, global_batch: int, n: int, seed: int) -> list[int]
 def sample_seed(seed: int, step: int, position: int) -> int:
     """Seed of the random draws of the sample at global ``position`` of ``step`` (< 2**63)."""
     return (seed * 0x9E3779B1 + step * 1_000_003 + position) % (2**62)
-
-
-def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from actionimages.data import collate as _collate
-
-    return _collate(list(samples))
 
 
 class PreparedCache:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +30,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from actionimages.atomic import atomic_dir, write_json_atomic
 from actionimages.errors import ActionImagesError
 from actionimages.model.flow import Prepared, training_loss
 from actionimages.model.network import WorldActionModel
-from actionimages.train.checkpoint import fsync_tree, latest_checkpoint, save_checkpoint, write_text_atomic
+from actionimages.train.checkpoint import latest_checkpoint, save_checkpoint
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
 
 
@@ -278,19 +277,9 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             unwrapped = self.acc.unwrap_model(self.loss_module).model
-            tmp = dst.with_name(f".tmp-{dst.name}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with self._ema_weights(unwrapped) if use_ema else contextlib.nullcontext():
+            weights = self._ema_weights(unwrapped) if use_ema else contextlib.nullcontext()
+            with atomic_dir(dst) as tmp, weights:
                 unwrapped.save_pretrained(str(tmp), safe_serialization=True)
-            fsync_tree(tmp)
-            if dst.exists():
-                old = dst.with_name(f".old-{dst.name}")
-                shutil.rmtree(old, ignore_errors=True)
-                dst.rename(old)
-                tmp.rename(dst)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(dst)
         self.acc.wait_for_everyone()
         return dst
 
@@ -343,7 +332,7 @@ class Trainer:
         writer = None
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.out / "train_config.json", json.dumps(self.cfg.to_dict(), indent=1))
+            write_json_atomic(self.out / "train_config.json", self.cfg.to_dict(), indent=1)
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step)
@@ -369,6 +358,4 @@ class Trainer:
             bar.close()
             if writer is not None:
                 writer.close()
-        if not math.isfinite(sum(losses) if losses else 0.0):
-            raise ActionImagesError("training produced non-finite losses")
         return losses

@@ -23,11 +23,13 @@ import torch
 from diffusers import AutoencoderKLWan
 from tqdm.auto import tqdm
 
+from actionimages.atomic import atomic_dir
+from actionimages.data import collate
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.latents import build_wan_vae
-from actionimages.train.checkpoint import fsync_tree, latest_checkpoint, save_checkpoint
-from actionimages.train.data import SampleSource, collate, global_indices, sample_seed
+from actionimages.train.checkpoint import latest_checkpoint, save_checkpoint
+from actionimages.train.data import SampleSource, global_indices, sample_seed
 
 
 @dataclass(frozen=True)
@@ -219,13 +221,7 @@ def train_vae(
     mean, std = latent_stats(vae, source, cfg.stats_samples)
     vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.clamp(min=1e-4).tolist())
     save_checkpoint(out / "checkpoints", step, write, keep=cfg.keep)
-    final, tmp = out / "vae", out / ".tmp-vae"
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    vae.save_pretrained(str(tmp), safe_serialization=True)
-    fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    final = out / "vae"
+    with atomic_dir(final) as tmp:
+        vae.save_pretrained(str(tmp), safe_serialization=True)
     return final

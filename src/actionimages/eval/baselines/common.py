@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 from torch import nn
 from tqdm import tqdm
 
+from actionimages.atomic import write_json_atomic
 from actionimages.codec.poses import EULER_SEQ
 from actionimages.errors import ActionImagesError, DataError
 
@@ -168,9 +169,7 @@ def load_demonstrations(
 
 
 def write_meta(run: Path, meta: dict[str, Any]) -> None:
-    tmp = run / "baseline.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    tmp.replace(run / "baseline.json")
+    write_json_atomic(run / "baseline.json", meta, indent=2)
 
 
 def read_meta(run: Path) -> dict[str, Any]:

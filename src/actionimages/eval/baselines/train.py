@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from actionimages.atomic import atomic_path
 from actionimages.data.torch_dataset import EpisodeSource
 from actionimages.errors import ActionImagesError
 from actionimages.eval.baselines.common import (
@@ -142,11 +143,10 @@ def train_baseline(
     net.train()
 
     def save() -> None:
-        tmp = out / "model.safetensors.tmp"
-        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, tmp)
-        tmp.replace(out / "model.safetensors")
-        torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
-        (out / "optimizer.pt.tmp").replace(out / "optimizer.pt")
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, tmp)
+        with atomic_path(out / "optimizer.pt") as tmp:
+            torch.save(opt.state_dict(), tmp)
         write_meta(out, meta)
 
     t0 = time.perf_counter() - meta["train_seconds"]
