@@ -151,3 +151,29 @@ def test_demo_stages_resume(tmp_path, capsys):
     assert main(["demo", "--out", str(run), "--skip", *skip]) == 0
     assert "report: done earlier, skipped" in capsys.readouterr().out
     assert main(["demo", "--out", str(run), "--skip", "nonsense"]) == 2
+
+
+def test_every_demo_stage_builds_commands_the_cli_accepts(tmp_path, capsys):
+    """The demo drives stages through CLI commands: every command each stage builds must parse
+    with the real parser, so renaming an option breaks this test, not a 30-minute demo."""
+    import json
+
+    from actionimages.cli import build_parser
+    from actionimages.cli.demo import STAGES, Demo, check_command
+    from actionimages.errors import ActionImagesError
+
+    args = build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "--vae-steps", "10"])
+    seen: list[list[str]] = []
+    demo = Demo(args, runner=lambda argv, threads: seen.append(argv))
+    (demo.marks).mkdir(parents=True)
+    (demo.marks / "train.json").write_text(json.dumps({"stage": "train", "seconds": 60}))
+    for stage in STAGES:
+        getattr(demo, stage)()
+    firsts = {argv[0] for argv in seen}
+    want = {"codec", "collect", "train-vae", "train", "baseline", "eval", "eval-generation", "report"}
+    assert want <= firsts
+    for argv in seen:
+        check_command(argv)
+    with pytest.raises(ActionImagesError, match="rejects"):
+        check_command(["train", "--no-such-option", "1"])
+    capsys.readouterr()

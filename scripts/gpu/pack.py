@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from actionimages.codec.camera import Camera
+from actionimages.atomic import atomic_path
 from actionimages.data import open_source
 
 
@@ -59,23 +59,21 @@ def main() -> None:
                 "fps": ep.fps,
                 "info": ep.info,
                 "has_actions": bool(ep.has_actions),
-                "cameras": {c: _cam(ep.cameras[c]) for c in cams},
+                "cameras": {c: _cam(ep.cameras[c]) for c in cams},  # Camera.to_dict(); read with from_dict
             }
         )
     arrays = {f"frames_{c}": np.concatenate(frames[c]) for c in cams}
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        actions=np.concatenate(actions),
-        state=np.concatenate(state),
-        offsets=np.asarray(offsets, np.int64),
-        meta=np.asarray(json.dumps({"cameras": cams, "episodes": meta})),
-        **arrays,
-    )
-    tmp.replace(out)
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            actions=np.concatenate(actions),
+            state=np.concatenate(state),
+            offsets=np.asarray(offsets, np.int64),
+            meta=np.asarray(json.dumps({"cameras": cams, "episodes": meta})),
+            **arrays,
+        )
     print(f"{kept} episodes, {offsets[-1]} frames -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
-    assert Camera  # the dicts above are Camera.to_dict(); unpack with Camera.from_dict
 
 
 if __name__ == "__main__":

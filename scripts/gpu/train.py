@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actionimages.atomic import atomic_path, write_text_atomic
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode
 
@@ -121,11 +122,9 @@ def train_world_model(args: argparse.Namespace, device: str) -> dict:
         from safetensors.torch import save_file
 
         weights = {n: t.half().contiguous().cpu() for n, t in trainer.ema.shadow.items()}
-        tmp = out_dir / f".{args.name}.safetensors"
-        save_file(
-            weights, str(tmp), metadata={"step": str(trainer.step), "config": json.dumps(cfg.to_dict())}
-        )
-        tmp.replace(out_dir / f"{args.name}.safetensors")
+        with atomic_path(out_dir / f"{args.name}.safetensors") as tmp:
+            meta = {"step": str(trainer.step), "config": json.dumps(cfg.to_dict())}
+            save_file(weights, str(tmp), metadata=meta)
 
     while time.perf_counter() < end:
         losses = trainer.fit(trainer.step + 50)
@@ -199,7 +198,7 @@ def main() -> None:
         "torch": torch.__version__,
         "total_wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text_atomic(Path(args.out, "summary.json"), json.dumps(summary, indent=1))
     print(f"[{args.name}] done: {json.dumps({k: summary[k] for k in ('device', 'total_wall_seconds')})}")
 
 

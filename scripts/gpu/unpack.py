@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from pathlib import Path
 
 from safetensors import safe_open
 
+from actionimages.atomic import atomic_dir
 from actionimages.errors import ActionImagesError
 from actionimages.model import build_model, set_vae
 from actionimages.model.config import ModelConfig
@@ -38,14 +38,11 @@ def main() -> None:
     missing = [k for k in missing if not k.startswith("latent_space.")]
     if missing or unexpected:
         raise ActionImagesError(f"{args.result}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    out = Path(args.out)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    if args.summary:
-        shutil.copy(args.summary, tmp / "gpu_summary.json")
-    tmp.rename(out)
-    print(f"step {meta.get('step')}: {len(weights)} tensors -> {out}")
+    with atomic_dir(args.out) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        if args.summary:
+            shutil.copy(args.summary, tmp / "gpu_summary.json")
+    print(f"step {meta.get('step')}: {len(weights)} tensors -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -28,14 +28,31 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from actionimages.atomic import write_json_atomic
 from actionimages.errors import ActionImagesError
+from actionimages.policy.registry import baseline_kinds
 
 DEFAULT_TASKS = ("reach_target", "push_button")
 STAGES = ("codec", "collect", "vae", "train", "baselines", "eval", "generation", "report")
+
+
+def check_command(args: list[str]) -> argparse.Namespace:
+    """Parse a stage's ``actionimages`` command with the real parser, so a renamed or removed
+    option fails here (and in tests, which check every stage's commands) rather than mid-demo."""
+    from actionimages.cli import build_parser
+
+    parser = build_parser()
+    parser.exit_on_error = False
+    try:
+        return parser.parse_args(args)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise ActionImagesError(
+            f"the demo built a command the CLI rejects: actionimages {' '.join(args)}"
+        ) from exc
 
 
 def _cli(args: list[str], threads: int = 1) -> None:
@@ -44,6 +61,7 @@ def _cli(args: list[str], threads: int = 1) -> None:
     ``threads`` caps OpenMP/MKL threads: on a small CPU shared with other work, idle-spinning
     threads made training ~8× slower than one thread (see docs/results/eval.md).
     """
+    check_command(args)
     code = "import sys; from actionimages.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -56,15 +74,18 @@ def _cli(args: list[str], threads: int = 1) -> None:
 
 
 class Demo:
-    def __init__(self, args: argparse.Namespace) -> None:
+    """The demo's stages; ``runner`` runs one ``actionimages`` command (default: a checked subprocess)."""
+
+    def __init__(self, args: argparse.Namespace, runner: Callable[[list[str], int], None] = _cli) -> None:
         self.a = args
+        self.runner = runner
         self.out = Path(args.out).resolve()
         self.marks = self.out / "stages"
         self.tasks = args.task or list(DEFAULT_TASKS)
         self.data = self.out / "data"
 
     def _run(self, args: list[str]) -> None:
-        _cli(args, self.a.threads)
+        self.runner(args, self.a.threads)
 
     def done(self, stage: str) -> bool:
         return (self.marks / f"{stage}.json").is_file()
@@ -127,7 +148,7 @@ class Demo:
         if minutes <= 0:  # same compute as the world model: its measured training wall time
             rec = json.loads((self.marks / "train.json").read_text())
             minutes = max(0.5, rec["seconds"] / 60.0)
-        for kind in ("bc", "lowdim"):
+        for kind in baseline_kinds():
             self._run(
                 ["baseline", "train", "--kind", kind, "--data", str(self.data / "train"),
                  "--out", str(self.out / "baselines" / kind), "--minutes", f"{minutes:.2f}",
@@ -152,7 +173,7 @@ class Demo:
         # objects smaller.
         for split, eps in (("test", n), ("heldout_cameras", n), ("heldout", max(2, n // 2))):
             self._eval("action_images", model, split, eps, self.tasks)
-            for kind in ("bc", "lowdim"):
+            for kind in baseline_kinds():
                 self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, eps, self.tasks)
         self._eval("expert", ["--policy", "expert"], "test", n, self.tasks)
         shipped = Path(self.a.shipped) if self.a.shipped else None
