@@ -426,3 +426,18 @@ def test_set_vae_takes_the_autoencoder_of_a_world_model_checkpoint(tmp_path):
         donor.latent_space.state_dict().items(), model.latent_space.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), n
+
+
+def test_config_registry_walk():
+    """Every registered model config names itself, survives a JSON round trip, and has a layout
+    the transformer can patch (its own __post_init__ checks ran when it was registered)."""
+    import json
+
+    from actionimages.model.config import ModelConfig
+
+    for name, cfg in CONFIGS.items():
+        assert cfg.name == name and get_config(name) is cfg
+        assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+        h, w = cfg.token_hw
+        assert h * cfg.token_stride == cfg.height and w * cfg.token_stride == cfg.width
+        assert cfg.num_tokens == cfg.num_segments * cfg.latent_frames * h * w

@@ -51,14 +51,10 @@ def register(subparsers) -> None:
     v.add_argument("--config", default="tiny")
     v.add_argument("--data", required=True, help="dataset directory, or synthetic:N")
     v.add_argument("--out", required=True)
-    v.add_argument("--steps", type=int, default=1500)
-    v.add_argument("--batch-size", type=int, default=4)
-    v.add_argument("--lr", type=float, default=1e-3)
-    v.add_argument("--save-every", type=int, default=500)
-    v.add_argument("--seed", type=int, default=0)
+    from actionimages.train.vae import VAETrainConfig
+
+    add_dataclass_flags(v, VAETrainConfig)  # --steps, --batch-size, --lr, --crop-frames (0/none: whole), ...
     v.add_argument("--resume", action="store_true")
-    v.add_argument("--crop-frames", type=int, default=5, help="random 1+4k-frame windows (0: whole clips)")
-    v.add_argument("--crop-size", type=int, default=32, help="random square crops (0: whole frames)")
     v.add_argument("--stride", type=int, default=1)
     v.add_argument("--clips-per-episode", type=int, default=16)
     v.set_defaults(func=run_train_vae)
@@ -114,14 +110,11 @@ def run_train_vae(args: argparse.Namespace) -> int:
         # Pixel-space configs have no learned autoencoder; succeed so pipelines need no special case.
         print(json.dumps({"vae": None, "note": f"config {args.config!r} has no learned autoencoder"}))
         return 0
-    vcfg = VAETrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        save_every=args.save_every,
-        seed=args.seed,
-        crop_frames=args.crop_frames or None,
-        crop_size=args.crop_size or None,
+    from actionimages.cli.config_args import dataclass_from_flags
+
+    # 0 means whole clips / frames, as None does
+    vcfg = dataclass_from_flags(
+        VAETrainConfig, args, crop_frames=args.crop_frames or None, crop_size=args.crop_size or None
     )
     source = open_training_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
     path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)
