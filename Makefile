@@ -10,11 +10,12 @@ export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: demo test lint sysdeps venv clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: anything else would pull GBs of CUDA wheels.
 	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e clients/python
 	$(PY) -m pip install -q -e ".[dev]" "torch==2.13.0"
 	@$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} installed; expected 2.13.0')"
 	@touch $(STAMP)
@@ -29,11 +30,11 @@ demo: venv
 	$(VENV)/bin/actionimages demo --out outputs/demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts clients
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts clients
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 # Benchmarks write their tables under docs/results/ (see docs/RESULTS.md for the full commands).

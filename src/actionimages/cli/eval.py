@@ -20,6 +20,13 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
     from actionimages.eval.runner import PolicySpec, detect_kind
 
     extra: dict[str, Any] = {}
+    if getattr(args, "server", None):
+        if checkpoint or args.policy:
+            raise ActionImagesError("--server takes no --checkpoint or --policy: the server holds the model")
+        options: dict[str, Any] = {"url": args.server, "token": args.token}
+        if args.execute is not None:
+            options["execute"] = args.execute
+        return PolicySpec("server", None, options), extra
     kind = args.policy
     if kind == "expert":
         if checkpoint:
@@ -174,6 +181,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
     p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    p.add_argument(
+        "--server",
+        help="evaluate a running `actionimages serve` (ws://HOST:PORT) through the thin client",
+    )
+    p.add_argument("--token", help="the server's token (with --server)")
     p.add_argument(
         "--mode",
         choices=("joint", "i2a"),

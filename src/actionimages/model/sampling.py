@@ -7,6 +7,7 @@ move. Classifier-free guidance runs the conditional and the empty-instruction br
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,19 @@ def decode_actions(
     return torch.stack(acts), torch.stack(valid)
 
 
+class _Clock:
+    """Laps of wall time into a dict (no-op without one)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into, self.t = into, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.into is not None:
+            now = time.perf_counter()
+            self.into[name] = self.into.get(name, 0.0) + now - self.t
+            self.t = now
+
+
 @torch.no_grad()
 def generate(
     model: WorldActionModel,
@@ -104,8 +118,13 @@ def generate(
     seed: int = 0,
     decode_rgb: bool = True,
     decode_action_poses: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> Generation:
     """Generate the segments ``mode`` asks for, given the rest.
+
+    ``timings``, when given, receives seconds per stage: ``encode`` (the autoencoder on the given
+    frames), ``text``, ``denoise`` (the transformer's Euler steps), ``decode`` (the autoencoder on
+    the generated segments) and, with ``decode_action_poses``, ``codec``.
 
     Args:
         model: a :class:`WorldActionModel` (put in eval mode here).
@@ -155,6 +174,7 @@ def generate(
         s for s in range(cfg.num_segments) if states[s, 0] == GIVEN and not (states[s, 1:] == GIVEN).any()
     ]
     whole = [s for s in range(cfg.num_segments) if (states[s, 1:] == GIVEN).any()]
+    clock = _Clock(timings)
     if first_only:
         clips = streams[:, first_only, :, :1].flatten(0, 1).to(dev)
         x0[:, first_only, :, :1] = model.latent_space.encode(clips).unflatten(0, (b, len(first_only)))
@@ -162,6 +182,7 @@ def generate(
         clips = streams[:, whole].flatten(0, 1).to(dev)
         x0[:, whole] = model.latent_space.encode(clips).unflatten(0, (b, len(whole)))
     x0 = x0.permute(0, 2, 1, 3, 4, 5).flatten(2, 3)  # (B, C, S·f, h, w)
+    clock.lap("encode")
 
     gen = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(x0.shape, generator=gen).to(dev)
@@ -170,6 +191,7 @@ def generate(
     x = eps.clone()
     camera = model.plucker_features(full["plucker"].to(dev))
     text = model.encode_text(list(full["instruction"]))
+    clock.lap("text")
     observation = None
     if cfg.obs_patch:  # the current frames in pixel space, quantised as in training
         observation = observation_to_uint8(full["rgb"][:, :, :, 0]).to(dev).float() / 127.5 - 1.0
@@ -198,6 +220,7 @@ def generate(
             v = out
         x = torch.where(generated, x + (sig_next - sig) * v, x)
     latents = torch.where(given, x0, torch.where(generated, x, eps))
+    clock.lap("denoise")
 
     # Decode generated segments; paste given frames back exactly; leave absent ones as passed in.
     out_streams = streams.clone()
@@ -218,8 +241,10 @@ def generate(
                     out_streams[:, s, :, sl] = keep[:, :, sl]
     out_streams = out_streams.unflatten(1, (cfg.num_views, 2))
     rgb, act = out_streams[:, :, 0], out_streams[:, :, 1]
+    clock.lap("decode")
     if decode_action_poses:
         actions, valid = decode_actions(full, act, cfg.action_sigma_frac)
+        clock.lap("codec")
     else:
         actions = torch.full((b, cfg.num_frames, 7), float("nan"))
         valid = torch.zeros(b, cfg.num_frames, dtype=torch.bool)

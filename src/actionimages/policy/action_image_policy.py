@@ -9,6 +9,7 @@ pose; frames ``1..k`` are executed as absolute targets, one per control step, th
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,7 @@ class ActionImagePolicy(ChunkedPolicy):
         self._episode_seed = 0
         self._images: dict[str, np.ndarray] | None = None  # view -> (F, H, W, 3) in [0, 1]
         self.last_plan: dict[str, Any] | None = None
+        self._timings: dict[str, float] = {}  # seconds per stage of the last plan
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> ActionImagePolicy:
@@ -93,10 +95,12 @@ class ActionImagePolicy(ChunkedPolicy):
         """Generate and decode one action clip from ``obs``.
 
         Returns ``{"actions": (F, 7), "valid": (F,) bool, "action_images": {view: (F, H, W, 3)}
-        in [0, 1], "views": [...], "seed": int}``; frame 0 is the current pose.
+        in [0, 1], "views": [...], "seed": int, "timing": {stage: seconds}}``; frame 0 is the
+        current pose; stages: preprocess, encode, text, denoise, decode (autoencoder), codec, total.
         """
         from actionimages.model import decode_actions
 
+        t0 = time.perf_counter()
         cfg = self.cfg
         views = select_views(obs, self.views, cfg.num_views)
         sample = observation_sample(  # frame 0 only; the rest is generated
@@ -104,7 +108,9 @@ class ActionImagePolicy(ChunkedPolicy):
         )
         batch = batch_of_one(sample)
         seed = zlib.crc32(f"{self.base_seed}/{self._episode_seed}/{self._stats.replans}".encode())
+        self._timings = {"preprocess": time.perf_counter() - t0}
         video = self.action_video(obs, batch, seed)
+        t1 = time.perf_counter()
         imgs = ((video[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
         F = cfg.num_frames
         try:
@@ -115,12 +121,15 @@ class ActionImagePolicy(ChunkedPolicy):
             # decode error, and a plan with no valid frame: act() holds the pose and counts it invalid.
             self._stats.decode_errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             actions, valid = np.full((F, 7), np.nan), np.zeros(F, dtype=bool)
+        self._timings["codec"] = time.perf_counter() - t1
+        self._timings["total"] = time.perf_counter() - t0
         return {
             "actions": actions,
             "valid": valid,
             "action_images": {v: imgs[i] for i, v in enumerate(views)},
             "views": views,
             "seed": seed,
+            "timing": dict(self._timings),
         }
 
     def action_video(self, obs: dict[str, Any], batch: dict[str, Any], seed: int) -> torch.Tensor:
@@ -134,7 +143,7 @@ class ActionImagePolicy(ChunkedPolicy):
 
         gen = generate(
             self.model, batch, mode=self.mode, num_steps=self.num_steps, guidance=self.guidance, seed=seed,
-            decode_rgb=False, decode_action_poses=False,
+            decode_rgb=False, decode_action_poses=False, timings=self._timings,
         )  # fmt: skip
         return gen.action_images
 

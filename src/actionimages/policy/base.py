@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from actionimages.errors import ActionImagesError
 from actionimages.policy.chunking import ChunkExecutor
 
 
@@ -94,8 +95,11 @@ class ChunkedPolicy(Policy):
     up, times each replanning call and counts invalid frames and plans in :class:`PolicyStats`.
     """
 
-    def __init__(self, execute: int, horizon: int, repeat: int = 1) -> None:
-        self.executor = ChunkExecutor(execute, horizon, repeat)
+    def __init__(self, execute: int, horizon: int, repeat: int = 1, **executor: Any) -> None:
+        try:
+            self.executor = ChunkExecutor(execute, horizon, repeat, **executor)
+        except ValueError as exc:
+            raise ActionImagesError(str(exc)) from exc
         self._stats = PolicyStats()
         self._tag: Any = None
 
@@ -116,13 +120,19 @@ class ChunkedPolicy(Policy):
     def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
         """Predict the next chunk from ``obs``."""
 
+    def replan(self, obs: dict[str, Any]) -> Chunk:
+        """One plan with its bookkeeping (latency, replan count, invalid frames): what :meth:`act`
+        does when the executed prefix is used up, and what the policy server answers with."""
+        t0 = time.perf_counter()
+        chunk = self.plan_chunk(obs)
+        self._stats.latencies.append(time.perf_counter() - t0)
+        self._stats.replans += 1
+        self._stats.invalid_frames += int((~np.asarray(chunk.valid, bool)[: self.execute]).sum())
+        return chunk
+
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         if self.executor.empty:
-            t0 = time.perf_counter()
-            chunk = self.plan_chunk(obs)
-            self._stats.latencies.append(time.perf_counter() - t0)
-            self._stats.replans += 1
-            self._stats.invalid_frames += int((~np.asarray(chunk.valid, bool)[: self.execute]).sum())
+            chunk = self.replan(obs)
             if not self.executor.load(chunk.poses, chunk.valid, obs["ee_pose"], chunk.tags):
                 self._stats.invalid_decodes += 1
         target, self._tag = self.executor.pop()

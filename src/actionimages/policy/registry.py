@@ -102,6 +102,14 @@ def _baseline(checkpoint: str | None, options: dict[str, Any]) -> Policy:
     return load_baseline_policy(checkpoint, **options)
 
 
+def _server(checkpoint: str | None, options: dict[str, Any]) -> Policy:
+    from actionimages.policy.remote import RemotePolicy
+
+    if "url" not in options:
+        raise ActionImagesError("the server policy needs url=ws://HOST:PORT (eval --server)")
+    return RemotePolicy(**options)
+
+
 def _bc_net(arch: dict[str, Any]) -> Any:
     from actionimages.eval.baselines.nets import BCNet
 
@@ -121,6 +129,15 @@ register_policy(
 )
 register_policy(
     PolicyKind("lowdim", _baseline, baseline_net=_lowdim_net, help="low-dim head on the Wan backbone")
+)
+register_policy(
+    PolicyKind(
+        "server",
+        _server,
+        needs_checkpoint=False,
+        in_cli=False,
+        help="plans from actionimages serve (--server)",
+    )
 )
 register_policy(
     PolicyKind("oracle_codec", _oracle(False), in_cli=False, help="expert future drawn and decoded")

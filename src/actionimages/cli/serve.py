@@ -1,0 +1,68 @@
+"""``actionimages serve``: a world-action model as a websocket policy server (docs/DEPLOY.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a world-action model to robot clients over a websocket (msgpack + numpy)",
+        description="Serve a checkpoint to clients (clients/python: actionimages_client.WebsocketPolicy). "
+        "Binds 127.0.0.1 by default; any other --host needs --token (or ACTIONIMAGES_TOKEN).",
+    )
+    p.add_argument("--checkpoint", required=True, help="world-model checkpoint (model dir, step dir or run)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", default=os.environ.get("ACTIONIMAGES_TOKEN"), help="clients must send it")
+    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan")
+    p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="base noise seed (as eval's --seed)")
+    p.add_argument("--execute", type=int, help="default k announced to clients (default half the horizon)")
+    p.add_argument("--mode", choices=("joint", "i2a"), default="joint")
+    p.add_argument("--views", nargs="+", help="camera names fed to the model (default: the first V sent)")
+    p.add_argument("--max-message-mb", type=float, default=64.0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import torch
+
+    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.model import load_model
+    from actionimages.serve import PolicyServer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir, _ = resolve_model_dir(args.checkpoint)
+    options = {"num_steps": args.num_steps, "guidance": args.guidance, "seed": args.seed, "mode": args.mode}
+    if args.execute is not None:
+        options["execute"] = args.execute
+    if args.views:
+        options["views"] = args.views
+    server = PolicyServer(
+        load_model(model_dir),
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        max_message_bytes=int(args.max_message_mb * 2**20),
+        checkpoint=str(model_dir),
+        **options,
+    )
+
+    def ready(port: int) -> None:
+        auth = " (token required)" if args.token else ""
+        print(
+            f"serving {model_dir} on ws://{args.host}:{port}{auth}; Ctrl-C stops", file=sys.stderr, flush=True
+        )
+
+    try:
+        asyncio.run(server.serve(ready=ready))
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,305 @@
+"""The policy server: msgpack + numpy over a websocket, in the convention openpi's clients use.
+
+One connection is one client. On connect the server sends a metadata frame (protocol version,
+model config, views, image size, action convention, horizon, default k). Each request is one
+observation; the answer is one plan (absolute poses, per-frame validity, optional action images,
+seconds per stage). A request naming a new ``episode_id`` starts that episode's state (its plan
+counter, which seeds the sampling noise exactly as in-process evaluation does), so a client gets
+the same plans, seed for seed, as ``actionimages eval`` in one process.
+
+Safety: binds 127.0.0.1 unless told otherwise, and a non-local bind requires a token; only
+msgpack maps of numbers, strings and bool/int/float arrays are accepted (never pickle); a bad
+request gets an error frame naming the problem and the connection stays usable; a client that
+disconnects mid-inference frees its state; oversized messages are refused by size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+from http import HTTPStatus
+from typing import Any
+
+import numpy as np
+from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, WireError, packb, unpackb
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from actionimages.codec.camera import Camera
+from actionimages.errors import ActionImagesError
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+REQUEST_FIELDS = {"episode_id", "instruction", "ee_pose", "cameras", "return_images", "seed"}
+CAMERA_FIELDS = {"image", "K", "cam_to_world"}
+DEFAULT_MAX_MESSAGE = 64 * 2**20  # bytes: 8 uint8 1080p views fit
+
+
+class RequestError(ActionImagesError):
+    """A request the server refuses; ``code`` goes into the error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _array(value: Any, name: str, shape: tuple[int | None, ...], kinds: str = "iuf") -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise RequestError("bad_request", f"{name} must be an array, got {type(value).__name__}")
+    if value.dtype.kind not in kinds:
+        raise RequestError("bad_request", f"{name} has dtype {value.dtype}; expected {kinds!r} kinds")
+    if value.ndim != len(shape) or any(
+        s is not None and d != s for d, s in zip(value.shape, shape, strict=True)
+    ):
+        want = "×".join("N" if s is None else str(s) for s in shape)
+        raise RequestError("bad_shape", f"{name} has shape {tuple(value.shape)}; expected {want}")
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise RequestError("not_finite", f"{name} holds NaN or infinity")
+    return value
+
+
+def parse_request(req: Any, num_views: int) -> tuple[dict[str, Any], str, int | None, bool]:
+    """A wire request -> (policy observation, episode id, seed or None, return_images).
+
+    The observation is what the in-process policies take: ``{"images": {cam: uint8 (H, W, 3)},
+    "cameras": {cam: Camera}, "ee_pose": (7,), "instruction": str}``.
+    """
+    from actionimages.codec.poses import to_euler_actions
+
+    if not isinstance(req, dict):
+        raise RequestError("bad_request", f"a request is a map, got {type(req).__name__}")
+    unknown = sorted(set(req) - REQUEST_FIELDS)
+    if unknown:
+        raise RequestError(
+            "unknown_field", f"unknown request field(s) {unknown}; known: {sorted(REQUEST_FIELDS)}"
+        )
+    for key in ("episode_id", "instruction", "ee_pose", "cameras"):
+        if key not in req:
+            raise RequestError("missing_field", f"the request has no {key!r}")
+    episode = req["episode_id"]
+    if not isinstance(episode, str | int) or isinstance(episode, bool) or str(episode) == "":
+        raise RequestError("bad_request", "episode_id must be a non-empty string or integer")
+    if not isinstance(req["instruction"], str):
+        raise RequestError("bad_request", "instruction must be a string")
+    pose = _array(req["ee_pose"], "ee_pose", (None,))
+    if pose.shape[0] not in (7, 8):
+        raise RequestError(
+            "bad_shape", f"ee_pose has {pose.shape[0]} values; expected 7 (Euler) or 8 (quaternion)"
+        )
+    try:
+        pose7 = to_euler_actions(pose.astype(np.float64)[None])[0]
+    except ActionImagesError as exc:
+        raise RequestError("bad_request", f"ee_pose: {exc}") from exc
+    seed = req.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise RequestError("bad_request", "seed must be an integer")
+    cams = req["cameras"]
+    if not isinstance(cams, dict) or not cams:
+        raise RequestError("bad_request", "cameras must be a non-empty map {name: {image, K, cam_to_world}}")
+    if len(cams) < num_views:
+        raise RequestError("bad_request", f"the model needs {num_views} cameras, the request has {len(cams)}")
+    images, cameras = {}, {}
+    for name, cam in cams.items():
+        if not isinstance(name, str) or not isinstance(cam, dict):
+            raise RequestError("bad_request", "cameras must map names to {image, K, cam_to_world}")
+        extra = sorted(set(cam) - CAMERA_FIELDS)
+        if extra:
+            raise RequestError("unknown_field", f"camera {name!r}: unknown field(s) {extra}")
+        missing = sorted({"K", "cam_to_world"} - set(cam))
+        if missing:
+            raise RequestError(
+                "missing_calibration", f"missing calibration for camera {name!r}: no {missing}"
+            )
+        if "image" not in cam:
+            raise RequestError("missing_field", f"camera {name!r} has no image")
+        img = _array(cam["image"], f"cameras[{name!r}].image", (None, None, 3), kinds="u")
+        if img.dtype != np.uint8:
+            raise RequestError("bad_request", f"cameras[{name!r}].image must be uint8, got {img.dtype}")
+        K = _array(cam["K"], f"cameras[{name!r}].K", (3, 3))
+        c2w = _array(cam["cam_to_world"], f"cameras[{name!r}].cam_to_world", (4, 4))
+        try:
+            cameras[name] = Camera(K.astype(np.float64), c2w.astype(np.float64), img.shape[1], img.shape[0])
+        except ActionImagesError as exc:
+            raise RequestError("bad_calibration", f"camera {name!r}: {exc}") from exc
+        images[name] = img
+    obs = {"images": images, "cameras": cameras, "ee_pose": pose7, "instruction": req["instruction"]}
+    return obs, str(episode), seed, bool(req.get("return_images", False))
+
+
+class PolicyServer:
+    """Serves one world-action model to any number of clients (one inference at a time).
+
+    Args:
+        model: a loaded :class:`~actionimages.model.WorldActionModel`.
+        host, port: where to listen (127.0.0.1 by default; another host needs ``token``).
+        token: clients must send ``Authorization: Bearer <token>``.
+        max_message_bytes: larger requests get a ``too_large`` error frame.
+        **policy_options: :class:`~actionimages.policy.action_image_policy.ActionImagePolicy`
+            options (``num_steps``, ``guidance``, ``seed``, ``execute``, ``views``, ``mode``).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        token: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+        checkpoint: str = "",
+        **policy_options: Any,
+    ) -> None:
+        from actionimages.policy.action_image_policy import ActionImagePolicy
+
+        if host not in LOCAL_HOSTS and not token:
+            raise ActionImagesError(
+                f"refusing to listen on {host!r} without a token: anyone who reaches it could drive "
+                "your robot; pass --token (or bind 127.0.0.1)"
+            )
+        self.model, self.host, self.port, self.token = model, host, int(port), token
+        self.max_message_bytes = int(max_message_bytes)
+        self.policy_options = dict(policy_options)
+        probe = ActionImagePolicy(model, **self.policy_options)  # validates the options once
+        cfg = model.spec
+        self.metadata = {
+            "protocol_version": PROTOCOL_VERSION,
+            "server": "actionimages",
+            "checkpoint": checkpoint,
+            "model_config": cfg.name,
+            "num_views": cfg.num_views,
+            "image_size": [cfg.height, cfg.width],
+            "horizon": probe.horizon,
+            "default_execute": probe.execute,
+            "action": {
+                "poses": "absolute end-effector poses in the robot base frame",
+                "format": "[x, y, z, rx, ry, rz, openness]: metres, Euler xyz (extrinsic) radians",
+                "ee_pose_input": "7 values as above, or 8: [x, y, z, qx, qy, qz, qw, openness]",
+                "openness": "0 closed .. 1 open",
+            },
+            "request_fields": sorted(REQUEST_FIELDS),
+            "max_message_bytes": self.max_message_bytes,
+        }
+        self._lock = threading.Lock()  # one inference at a time: the model is not re-entrant
+        self.clients = 0
+        self.served = 0
+
+    # ---------------------------------------------------------------- requests
+    def _new_policy(self) -> Any:
+        from actionimages.policy.action_image_policy import ActionImagePolicy
+
+        return ActionImagePolicy(self.model, **self.policy_options)
+
+    def answer(self, state: dict[str, Any], message: Any) -> dict[str, Any]:
+        """One reply for one raw message (bytes); ``state`` is the connection's episode state."""
+        if not isinstance(message, bytes):
+            raise RequestError("bad_request", "send binary msgpack frames, not text")
+        if len(message) > self.max_message_bytes:
+            raise RequestError(
+                "too_large", f"message of {len(message)} bytes is over the limit of {self.max_message_bytes}"
+            )
+        try:
+            req = unpackb(message)
+        except WireError as exc:
+            raise RequestError("bad_message", str(exc)) from exc
+        obs, episode, seed, return_images = parse_request(req, self.model.spec.num_views)
+        if state.get("episode") != episode:  # a new episode: fresh plan counter and seed
+            policy = self._new_policy()
+            policy.set_seed(seed if seed is not None else 0)
+            policy.reset(obs)
+            state.update(episode=episode, policy=policy)
+        policy = state["policy"]
+        with self._lock:
+            try:
+                chunk = policy.replan(obs)
+            except ActionImagesError as exc:
+                raise RequestError("bad_request", str(exc)) from exc
+        plan = policy.last_plan
+        reply: dict[str, Any] = {
+            "episode_id": episode,
+            "replan": policy.stats()["replans"],
+            "actions": np.asarray(chunk.poses, dtype=np.float64),
+            "valid": np.asarray(chunk.valid, dtype=bool),
+            "views": list(plan["views"]),
+            "timing": {k: float(v) for k, v in plan.get("timing", {}).items()},
+        }
+        if return_images:
+            reply["action_images"] = {
+                v: (np.clip(im, 0, 1) * 255).round().astype(np.uint8)
+                for v, im in plan["action_images"].items()
+            }
+        self.served += 1
+        return reply
+
+    # ---------------------------------------------------------------- websocket
+    def _authorised(self, connection: ServerConnection, request: Any) -> Any:
+        if not self.token:
+            return None
+        got = request.headers.get("Authorization", "")
+        if hmac.compare_digest(got.encode(), f"Bearer {self.token}".encode()):
+            return None
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        state: dict[str, Any] = {}
+        self.clients += 1
+        try:
+            await ws.send(packb(self.metadata))
+            async for message in ws:
+                try:
+                    reply = await asyncio.to_thread(self.answer, state, message)
+                except RequestError as exc:
+                    reply = {"error": {"code": exc.code, "message": str(exc)}}
+                except Exception as exc:  # never let one request take the server down
+                    log.exception("request failed")
+                    reply = {"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
+                await ws.send(packb(reply))
+        except ConnectionClosed:
+            pass
+        finally:
+            state.clear()  # the connection's episodes go with it
+            self.clients -= 1
+
+    async def serve(self, ready: Any = None, stop: Any = None) -> None:
+        """Run until ``stop`` (an asyncio.Event) is set, or forever; ``ready(port)`` once listening."""
+        async with serve(
+            self._handle,
+            self.host,
+            self.port,
+            max_size=self.max_message_bytes
+            * 4,  # bigger frames close the connection; ours get an error frame
+            process_request=self._authorised,
+            compression=None,
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            self.port = port
+            if ready is not None:
+                ready(port)
+            if stop is None:
+                await asyncio.Future()
+            else:
+                await stop.wait()
+
+    def run_in_thread(self) -> tuple[threading.Thread, Any]:
+        """Start serving in a daemon thread (port 0 picks a free port); returns (thread, stop())."""
+        started = threading.Event()
+        loop = asyncio.new_event_loop()
+        stop_event: list[asyncio.Event] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            ev = asyncio.Event()
+            stop_event.append(ev)
+            loop.run_until_complete(self.serve(ready=lambda _p: started.set(), stop=ev))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        if not started.wait(30):
+            raise ActionImagesError("the policy server did not start within 30 s")
+
+        def stop() -> None:
+            loop.call_soon_threadsafe(stop_event[0].set)
+            thread.join(10)
+
+        return thread, stop
