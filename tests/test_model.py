@@ -441,3 +441,37 @@ def test_config_registry_walk():
         h, w = cfg.token_hw
         assert h * cfg.token_stride == cfg.height and w * cfg.token_stride == cfg.width
         assert cfg.num_tokens == cfg.num_segments * cfg.latent_frames * h * w
+
+
+def test_memory_plan_counts_exactly_and_predicts_saved_activations(capsys):
+    """plan-memory: parameters counted on the meta device equal a real build's; the activations it
+    predicts for a training step are within 25% of what autograd saves (fp32 on the CPU)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from actionimages.cli import main
+    from actionimages.model.memory import GIB, activation_elements, count_parameters, plan_memory
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from memory import saved_activation_bytes
+
+    cfg = get_config("tiny")
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    assert sum(count_parameters(cfg).values()) == sum(p.numel() for p in model.parameters())
+    prep = prepare_batch(model, synthetic_batch(cfg, 2, seed=1))
+    measured = saved_activation_bytes(model, prep, 2)
+    predicted = activation_elements(cfg, cfg.num_tokens, False) * 2 * 4
+    assert 0.75 < predicted / measured < 1.25
+    plan = plan_memory(cfg, batch_size=2, activations_dtype="fp32")
+    assert abs(plan.activations_gib * GIB - predicted) < 1
+    assert (
+        main(
+            ["plan-memory", "--config", "wan2.2-ti2v-5b", "--lora-rank", "64", "--memory-gib", "16", "--json"]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["params_transformer"] == 4_999_787_712 and out["fits"] is False
+    assert {"train_total_gib", "inference_total_gib"} <= set(out)
