@@ -138,7 +138,7 @@ def calibration(seeds: int = 10) -> dict:
         env = make_env("reach_target", split=split, image_size=128, render=False)
         for seed in range(seeds):
             obs, _ = env.reset(seed=seed)
-            for name, cam in obs["cameras"].items():
+            for name, cam in env.cameras().items():
                 seg = env.renderer.render_geom_ids(env.data, name)
                 for i in range(3):
                     gid = int(np.flatnonzero(env.model.geom_bodyid == env.body_id(f"sphere{i}"))[0])

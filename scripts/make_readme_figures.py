@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from actionimages.codec import ActionImageCodec  # noqa: E402
+from actionimages.codec import ActionImageCodec, as_camera  # noqa: E402
 from actionimages.sim import make_env  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -32,7 +32,7 @@ def sim_views(size: int = 192) -> None:
     for row, task in enumerate(TASKS):
         env = make_env(task, split="train", seed=3, image_size=size, cameras=CAMERAS)
         obs, _ = env.reset(seed=3)
-        codec = ActionImageCodec([obs["cameras"][c] for c in CAMERAS])
+        codec = ActionImageCodec([as_camera(obs["cameras"][c]) for c in CAMERAS])
         act = codec.encode(obs["ee_pose"][None])[:, 0]  # (V, H, W, 3)
         for col, cam in enumerate(CAMERAS):
             rgb = obs["images"][cam].astype(np.float32) / 255.0

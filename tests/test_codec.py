@@ -285,6 +285,28 @@ def test_bad_actions() -> None:
     np.testing.assert_allclose(codec.encode(small), codec.encode(q), atol=1e-6)
 
 
+def test_openness_outside_0_1_is_refused_naming_the_frame() -> None:
+    """Openness is a fraction: 1.5, -0.2 or NaN is an error naming the frame, not a blob drawn anyway."""
+    codec = ActionImageCodec(rig(32))
+    good = random_actions(4, 0)
+    for value in (1.5, -0.2):
+        bad = good.copy()
+        bad[2, 6] = value
+        with pytest.raises(ActionImagesError, match=rf"openness .*\[0, 1\].*frame 2.*{value}"):
+            codec.encode(bad)
+    batch = np.stack([good, good])
+    batch[1, 3, 6] = 2.0
+    with pytest.raises(ActionImagesError, match=r"openness .*frame 3 of sequence \(1,\)"):
+        codec.encode(torch.from_numpy(batch))
+    q = np.concatenate([good[:, :3], euler_to_quat(good[:, 3:6]), good[:, 6:]], -1)
+    q[0, 7] = np.nan
+    with pytest.raises(ActionImagesError, match="NaN or inf.*openness.*frame 0"):
+        codec.encode(q)
+    edges = good.copy()
+    edges[:2, 6] = [0.0, 1.0]  # the bounds themselves are fine
+    codec.encode(edges)
+
+
 def test_bad_images() -> None:
     codec = ActionImageCodec(rig(32, 2))
     img = codec.encode(random_actions(2, 0))

@@ -60,7 +60,7 @@ def test_observation_sample_matches_training_geometry():
     s = observation_sample(obs, ["front", "left_shoulder"], 1, 64, 64)
     assert s["rgb"].shape == (2, 3, 1, 64, 64) and s["rgb"].abs().max() <= 1 + 1e-5
     assert s["plucker"].shape == (2, 6, 1, 64, 64) and s["K"].shape == (2, 1, 3, 3)
-    assert s["K"][0, 0, 0, 0] == pytest.approx(obs["cameras"]["front"].K[0, 0] * 64 / 96, rel=1e-5)
+    assert s["K"][0, 0, 0, 0] == pytest.approx(obs["cameras"]["front"]["K"][0, 0] * 64 / 96, rel=1e-5)
     batch = batch_of_one(s)
     codec = ActionImageCodec(batch_cameras(batch, 0))
     imgs = ((s["action_images"] + 1) / 2).permute(0, 2, 3, 4, 1).numpy()  # (V, 1, H, W, 3)

@@ -7,9 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
+from actionimages.codec import as_camera
 from actionimages.codec.poses import euler_to_quat
 from actionimages.errors import ActionImagesError
-from actionimages.sim import ALL_CAMERAS, SPLITS, TASKS, make_env, scripted_expert
+from actionimages.sim import ALL_CAMERAS, GYM_IDS, SPLITS, TASKS, gym_id, make_env, scripted_expert
 from actionimages.sim.env import MAX_STEP_M
 from actionimages.sim.tasks import HOME_TCP, TASK_CLASSES, Task, register_task
 from actionimages.sim.variations import (
@@ -44,6 +45,8 @@ def test_names_exported():
         "stack_blocks",
     }
     assert SPLITS == ("train", "test", "heldout", "heldout_cameras")
+    names = ["ReachTarget", "PushButton", "CloseDrawer", "OpenDrawer", "PickUpCube", "StackBlocks"]
+    assert GYM_IDS == tuple(f"actionimages/{n}-v0" for n in [*names, "ReachTargetSingle"])  # TASKS' order
 
 
 @pytest.mark.parametrize(
@@ -249,6 +252,7 @@ def test_camera_calibration_projects_within_a_pixel(split):
             gid = int(np.flatnonzero(env.model.geom_bodyid == env.body_id(f"sphere{i}"))[0])
             centre = env.data.geom_xpos[gid]
             for name, cam in obs["cameras"].items():
+                cam = as_camera(cam)
                 mask = seg[name] == gid
                 if (
                     mask.sum() < 15
@@ -277,9 +281,10 @@ def test_wrist_camera_moves_with_the_hand():
     a = env.home_action()
     a[:3] += [0.04, 0.0, -0.03]
     obs1, *_ = env.step(a)
-    moved = obs1["cameras"]["wrist"].center - obs0["cameras"]["wrist"].center
+    cams0, cams1 = ({k: as_camera(c) for k, c in o["cameras"].items()} for o in (obs0, obs1))
+    moved = cams1["wrist"].center - cams0["wrist"].center
     np.testing.assert_allclose(moved, obs1["ee_pose"][:3] - obs0["ee_pose"][:3], atol=2e-3)
-    np.testing.assert_allclose(obs1["cameras"]["front"].cam_to_world, obs0["cameras"]["front"].cam_to_world)
+    np.testing.assert_allclose(cams1["front"].cam_to_world, cams0["front"].cam_to_world)
     assert not np.array_equal(obs0["images"]["wrist"], obs1["images"]["wrist"])
     env.close()
 
@@ -319,9 +324,9 @@ def test_heldout_cameras_move_only_the_cameras():
         assert a["instruction"] == b["instruction"] and ia["colour"] == ib["colour"]
         np.testing.assert_allclose(train.model.body_pos, novel.model.body_pos)
         for name in ("front", "left_shoulder", "right_shoulder", "overhead"):
-            ta, tb = a["cameras"][name].cam_to_world, b["cameras"][name].cam_to_world
+            ta, tb = a["cameras"][name]["cam_to_world"], b["cameras"][name]["cam_to_world"]
             assert np.linalg.norm(ta[:3, 3] - tb[:3, 3]) > 0.1, name  # placements far from train's
-            np.testing.assert_allclose(ta, c["cameras"][name].cam_to_world)  # heldout keeps train cameras
+            np.testing.assert_allclose(ta, c["cameras"][name]["cam_to_world"])  # heldout keeps train cameras
 
 
 def test_rendering_headless_images_show_the_scene():
@@ -403,3 +408,150 @@ def test_reach_target_single_is_reach_target_without_distractors():
         if info["success"]:
             break
     assert info["success"]
+
+
+# ------------------------------------------------------------------------ gymnasium conformance
+def _gymnasium_warnings(caught) -> list[str]:
+    """gymnasium's checker warnings (``WARN: ...``) other than its advice to normalise the action
+    space to [-1, 1]: ours is absolute poses in metres and radians, the benchmark's interface."""
+    said = [str(w.message) for w in caught if "WARN:" in str(w.message)]
+    return [m for m in said if "symmetric and normalized space" not in m]
+
+
+@pytest.mark.parametrize("task", list(TASK_CLASSES))
+def test_every_task_is_a_registered_gymnasium_env_that_passes_check_env(task):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    assert gym_id(task) in gym.registry  # registered on import of actionimages.sim
+    env = gym.make(gym_id(task), image_size=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)  # with a spec: also the rgb_array render mode and determinism
+    assert _gymnasium_warnings(caught) == []
+    assert env.unwrapped.task_name == task
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"render": False}, {"cameras": ["front", "wrist"]}, {"split": "heldout_cameras"}]
+)
+def test_check_env_passes_without_images_with_the_wrist_camera_and_on_other_splits(kwargs):
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env("push_button", image_size=64, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    assert _gymnasium_warnings(caught) == []
+    obs, _ = env.reset(seed=0)
+    assert obs in env.observation_space
+    if kwargs.get("render") is False:
+        assert "images" not in obs and "images" not in env.observation_space.spaces
+    else:
+        assert set(obs["images"]) == set(env.camera_names)
+
+
+def test_calibration_in_the_observation_gives_the_cameras():
+    """``obs["cameras"]`` holds plain arrays (``K``, ``cam_to_world``, ``width``, ``height``);
+    ``as_camera`` turns each into the :class:`Camera` the env's ``cameras()`` returns."""
+    from actionimages.codec import Camera, as_camera
+
+    env = make_env("reach_target", image_size=64, cameras=["front", "wrist"], render=False)
+    obs, _ = env.reset(seed=3)
+    for name, cam in env.cameras().items():
+        got = as_camera(obs["cameras"][name])
+        assert isinstance(got, Camera) and (got.width, got.height) == (64, 64)
+        np.testing.assert_array_equal(got.K, cam.K)
+        np.testing.assert_array_equal(got.cam_to_world, cam.cam_to_world)
+        assert as_camera(cam) is cam
+    with pytest.raises(ActionImagesError, match="missing"):
+        as_camera({"K": np.eye(3)})
+    with pytest.raises(ActionImagesError, match="calibration"):
+        as_camera("front")
+
+
+def test_every_instruction_fits_the_text_space():
+    from actionimages.sim.tasks.drawer import DRAWER_NAMES
+
+    env = make_env("reach_target", render=False)
+    space = env.observation_space["instruction"]
+    for cls in TASK_CLASSES.values():
+        for template in cls.instructions:
+            for name in (*TRAIN_COLOURS, *HELDOUT_COLOURS, *DRAWER_NAMES):
+                text = template.format(c=name, w=name)
+                assert space.contains(text), text
+    for split in SPLITS:  # and what reset draws
+        env = make_env("stack_blocks", split=split, render=False)
+        for seed in range(3):
+            assert env.reset(seed=seed)[0]["instruction"] in space
+
+
+def test_render_mode_rgb_array_returns_a_frame_and_others_are_refused():
+    env = make_env("close_drawer", image_size=64, render=False, render_mode="rgb_array")
+    assert env.render_mode == "rgb_array"
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    with pytest.raises(ActionImagesError, match="rgb_array"):
+        make_env("close_drawer", render_mode="human")
+
+
+def test_vector_env_steps_and_batches_the_observation():
+    import gymnasium as gym
+
+    envs = gym.make_vec(
+        "actionimages/ReachTarget-v0", num_envs=2, vectorization_mode="sync", image_size=64, cameras="front"
+    )
+    obs, info = envs.reset(seed=5)
+    assert obs["images"]["front"].shape == (2, 64, 64, 3)
+    assert obs["cameras"]["front"]["K"].shape == (2, 3, 3) and obs["ee_pose"].shape == (2, 7)
+    assert len(obs["instruction"]) == 2 and list(info["seed"]) == [5, 6]
+    single = make_env("reach_target", image_size=64, cameras="front")
+    one, _ = single.reset(seed=6)
+    np.testing.assert_array_equal(obs["images"]["front"][1], one["images"]["front"])  # same episodes
+    home = single.home_action()
+    obs, reward, terminated, truncated, info = envs.step(np.stack([home, home]))
+    assert reward.shape == (2,) and obs["ee_pose"].shape == (2, 7) and not terminated.any()
+    envs.close()
+
+
+def test_reset_without_a_seed_continues_from_the_last_seed():
+    """gymnasium's contract: ``reset(seed=s); reset()`` is the same pair of episodes every time."""
+    env = make_env("reach_target", seed=20, render=False)
+    assert [env.reset()[1]["seed"] for _ in range(2)] == [20, 21]  # as before: from make_env's seed
+    assert env.reset(seed=5)[1]["seed"] == 5
+    assert env.reset()[1]["seed"] == 6
+    assert env.reset(seed=5)[1]["seed"] == 5 and env.reset()[1]["seed"] == 6
+
+
+@pytest.mark.parametrize(
+    ("task", "split", "seed", "instruction", "first_object", "front_camera"),
+    [
+        (
+            "reach_target",
+            "train",
+            0,
+            "reach the green target",
+            [0.510339, -0.053014, 0.078075],
+            [1.3, 0, 0.85],
+        ),
+        ("pick_up_cube", "heldout", 5, "pick up the silver cube", [0.431978, 0.27268], [1.3, 0, 0.85]),
+        (
+            "open_drawer",
+            "heldout_cameras",
+            5,
+            "open the top drawer",
+            [0.800982, -0.237724],
+            [1.035006, 0.357776, 0.549706],
+        ),
+    ],
+)
+def test_seeds_give_the_episodes_they_gave_before(task, split, seed, instruction, first_object, front_camera):
+    """Pinned from before the gymnasium changes (issue 13): a seed's scene is part of the benchmark.
+    (Before/after, the first frames and one step of 84 episodes were compared bit for bit too.)"""
+    env = make_env(task, split=split, seed=seed, render=False)
+    obs, _ = env.reset()
+    assert obs["instruction"] == instruction
+    np.testing.assert_allclose(env.task_state.objects[0], first_object, atol=1e-6)
+    np.testing.assert_allclose(obs["cameras"]["front"]["cam_to_world"][:3, 3], front_camera, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,17 @@ def test_checkpoint_survives_a_crash_during_save(tmp_path):
     save_checkpoint(root, 3, lambda d: (d / "a.txt").write_text("three"), keep=1)
     assert latest_checkpoint(root).name == "step-00000003"
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000003"]
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
+    """A run restarted from an older step (newer checkpoints left over) keeps what it saves."""
+    root = tmp_path / "ck"
+    for step in (2, 4, 6):
+        save_checkpoint(root, step, lambda d: (d / "a.txt").write_text("old"), keep=3)
+    save_checkpoint(root, 3, lambda d: (d / "a.txt").write_text("new"), keep=1)
+    assert latest_checkpoint(root).name == "step-00000003"
+    assert (latest_checkpoint(root) / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in root.glob("step-*")) == ["step-00000003", "step-00000004", "step-00000006"]
 
 
 def test_kill9_during_save_leaves_previous_checkpoint(tmp_path):
@@ -299,6 +311,123 @@ def test_cli_train_vae_then_train_and_resume(tmp_path, capsys):
     tiny = ["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(tmp_path / "r3")]
     assert cli_main(tiny + ["--steps", "1", "--batch-size", "1", "--save-every", "0"]) == 0
     assert "shipped tiny autoencoder" in capsys.readouterr().err  # says which VAE it took
+
+
+# ------------------------------------------------------------------ damaged checkpoints
+def _truncate(f: Path) -> None:
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _flip_byte(f: Path) -> None:
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only a checksum tells
+    f.write_bytes(bytes(data))
+
+
+def _no_checksums(ck: Path) -> None:  # a checkpoint written before checksums were recorded
+    for c in ck.parent.glob("step-*/checksums.json"):
+        c.unlink()
+
+
+DAMAGES = {
+    "truncated raw weights": (lambda ck: _truncate(ck / "raw.safetensors"), "raw.safetensors.*truncated"),
+    "truncated model weights": (
+        lambda ck: _truncate(next((ck / "model").glob("*.safetensors"))),
+        r"model/\S+\.safetensors.*truncated",
+    ),
+    "bad state.json": (lambda ck: (ck / "state.json").write_text("{"), "state.json"),
+    "flipped byte in optimizer.pt": (lambda ck: _flip_byte(ck / "optimizer.pt"), "optimizer.pt.*SHA-256"),
+    "no checksums, truncated optimizer.pt": (
+        lambda ck: (_no_checksums(ck), _truncate(ck / "optimizer.pt")),
+        "optimizer.pt cannot be read",
+    ),
+    "no checksums, bad state.json": (
+        lambda ck: (_no_checksums(ck), (ck / "state.json").write_text('{"step": ')),
+        "state.json cannot be read",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def six_step_run(tmp_path_factory) -> tuple[Path, list[float]]:
+    """A 6-step run with checkpoints at steps 2 and 4, and its losses."""
+    out = tmp_path_factory.mktemp("six") / "run"
+    losses = _trainer(out, steps=6, save_every=2).fit()
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] != []
+    return out, losses
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_resume_skips_a_damaged_checkpoint_for_the_newest_intact_one(tmp_path, six_step_run, damage):
+    """A damaged newest checkpoint is skipped with a warning naming it and why; training goes on
+    from the intact step 2 exactly as if resumed from there (the uninterrupted run's losses)."""
+    import shutil
+
+    ref_run, ref = six_step_run
+    run = tmp_path / "run"
+    shutil.copytree(ref_run / "checkpoints", run / "checkpoints")
+    spoil, why = DAMAGES[damage]
+    spoil(run / "checkpoints" / "step-00000004")
+    tr = _trainer(run, steps=6, seed=123)
+    with pytest.warns(RuntimeWarning) as caught:
+        assert tr.resume()
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2, said
+    assert re.search(f"skipping damaged checkpoint step-00000004: .*{why}", said[0]), said[0]
+    assert re.search("resuming from .*step-00000002, the newest intact checkpoint", said[1]), said[1]
+    assert tr.step == 2 and tr.resumed_from.name == "step-00000002"
+    assert tr.fit() == pytest.approx(ref[2:], rel=1e-5, abs=1e-6)
+
+
+def test_resume_with_no_intact_checkpoint_is_a_clear_error(tmp_path, six_step_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(six_step_run[0] / "checkpoints", run / "checkpoints")
+    _truncate(run / "checkpoints" / "step-00000004" / "raw.safetensors")
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("")
+    tr = _trainer(run, steps=6)
+    with pytest.warns(RuntimeWarning), pytest.raises(ActionImagesError, match="no intact checkpoint") as err:
+        tr.resume()
+    assert "step-00000004" in str(err.value) and "step-00000002/state.json" in str(err.value)
+    # a checkpoint named explicitly is not replaced by another: its damage is the error
+    with pytest.raises(ActionImagesError, match="raw.safetensors.*truncated"):
+        tr.resume(run / "checkpoints" / "step-00000004")
+    assert tr.step == 0
+
+
+def test_vae_resume_skips_a_damaged_checkpoint(tmp_path):
+    """train-vae --resume: a truncated VAE file in the newest checkpoint is skipped; the result
+    equals resuming from the intact earlier checkpoint directly. None intact: a clear error."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    cfg = get_config("micro")
+    src = SyntheticSource(cfg, 2)
+    vcfg = VAETrainConfig(
+        steps=4, batch_size=1, lr=2e-3, warmup=2, save_every=2, progress=False, stats_samples=1
+    )
+    train_vae(cfg, src, tmp_path / "a", vcfg)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step-00000004")  # b: only the intact step 2
+    (tmp_path / "b" / "checkpoints" / "latest").write_text("step-00000002\n")
+    _truncate(next((tmp_path / "a" / "checkpoints" / "step-00000004" / "vae").glob("*.safetensors")))
+    more = VAETrainConfig(**{**vcfg.to_dict(), "steps": 5})
+    with pytest.warns(RuntimeWarning) as caught:
+        a = train_vae(cfg, src, tmp_path / "a", more, resume=True)
+    said = " | ".join(str(w.message) for w in caught)
+    assert re.search(r"skipping damaged checkpoint step-00000004: \S+/vae/\S+ is truncated", said), said
+    assert re.search(r"resuming from \S+step-00000002,", said), said
+    b = train_vae(cfg, src, tmp_path / "b", more, resume=True)
+    wa, wb = (load_file(str(next(p.glob("*.safetensors")))) for p in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = (json.loads((p / "config.json").read_text()) for p in (a, b))
+    assert {**ca, "_name_or_path": None} == {**cb, "_name_or_path": None}  # latent stats too
+    for ck in (tmp_path / "b" / "checkpoints").glob("step-*"):
+        _truncate(ck / "optimizer.pt")
+    with pytest.warns(RuntimeWarning), pytest.raises(ActionImagesError, match="no intact checkpoint"):
+        train_vae(cfg, src, tmp_path / "b", more, resume=True)
 
 
 def test_trainer_rejects_mismatched_resume(tmp_path):

@@ -1,6 +1,6 @@
 """The action-image codec: 7-DoF end-effector actions <-> multiview Gaussian-heatmap images."""
 
-from actionimages.codec.camera import Camera, camera_ring, center_crop_box
+from actionimages.codec.camera import Camera, as_camera, camera_ring, center_crop_box
 from actionimages.codec.codec import ActionImageCodec, DecodeResult
 from actionimages.codec.poses import (
     actions_to_matrices,
@@ -23,6 +23,7 @@ __all__ = [
     "DecodeResult",
     "ReferenceResult",
     "ReleaseDecoder",
+    "as_camera",
     "camera_ring",
     "center_crop_box",
     "actions_to_matrices",

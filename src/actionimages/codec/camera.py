@@ -6,6 +6,7 @@ image size. Pixel centres sit at integer coordinates: ``u = fx·x/z + cx``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,7 +207,7 @@ class Camera:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Camera:
+    def from_dict(cls, d: Mapping[str, Any]) -> Camera:
         """Inverse of :meth:`to_dict`; a missing key is named in the error."""
         missing = [k for k in ("K", "cam_to_world", "width", "height") if k not in d]
         if missing:
@@ -259,3 +260,16 @@ def camera_ring(
         eye = centre + radius * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
         cams.append(Camera.look_at(eye, look_at, fov_y_deg=fov_y_deg, width=size, height=size))
     return cams
+
+
+def as_camera(value: Camera | Mapping[str, Any]) -> Camera:
+    """``value`` itself if it is a :class:`Camera`, else the camera of a calibration mapping with
+    :meth:`Camera.to_dict`'s keys (lists or arrays), such as the sim's ``obs["cameras"][name]``."""
+    if isinstance(value, Camera):
+        return value
+    if isinstance(value, Mapping):
+        return Camera.from_dict(value)
+    raise ActionImagesError(
+        "expected a Camera or a calibration mapping (K, cam_to_world, width, height), "
+        f"got {type(value).__name__}"
+    )

@@ -45,6 +45,10 @@ from actionimages.codec.poses import (
 from actionimages.errors import ActionImagesError
 
 OPEN_LEVEL = 0.25  # blue background when the gripper is open (METHOD.md §2)
+ACTION_FIELDS = {
+    7: ("x", "y", "z", "rx", "ry", "rz", "openness"),
+    8: ("x", "y", "z", "qx", "qy", "qz", "qw", "openness"),
+}
 OPEN_THRESHOLD = 0.5  # openness above this is drawn as "open"
 RANGE_TOL = 1e-4  # image values may leave [0, 1] by float rounding only
 MIN_DEPTH = 1e-6  # a point at or behind this camera depth draws no blob
@@ -103,6 +107,14 @@ def _quat_to_matrix_t(q: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack(r, -1) for r in rows], -2)
 
 
+def _action_field(index: list[int], width: int) -> str:
+    """``[b, t, k]`` of an action array -> ``"openness of frame 3 of sequence (1,)"``."""
+    names = ACTION_FIELDS[width]
+    *lead, t, k = index
+    where = f"{names[k]} of frame {t}"
+    return f"{where} of sequence {tuple(lead)}" if lead else where
+
+
 def _validate_actions(actions: Any) -> torch.Tensor:
     """Actions (..., T, 7|8), numpy or torch -> float64 torch tensor on the input's device."""
     if isinstance(actions, torch.Tensor):
@@ -122,7 +134,17 @@ def _validate_actions(actions: Any) -> torch.Tensor:
     a = a.to(torch.float64)
     if not bool(torch.isfinite(a).all()):
         bad = torch.nonzero(~torch.isfinite(a))[0].tolist()
-        raise ActionImagesError(f"actions contain NaN or inf (first at index {bad})")
+        raise ActionImagesError(
+            f"actions contain NaN or inf: {_action_field(bad, a.shape[-1])} is {a[tuple(bad)].item()}"
+        )
+    open_ = a[..., -1]
+    outside = (open_ < 0) | (open_ > 1)
+    if bool(outside.any()):
+        bad = torch.nonzero(outside)[0].tolist() + [a.shape[-1] - 1]
+        raise ActionImagesError(
+            f"actions: openness must be in [0, 1] (0 closed, 1 open), but {_action_field(bad, a.shape[-1])} "
+            f"is {a[tuple(bad)].item()} ({int(outside.sum())} frame(s) outside)"
+        )
     if a.shape[-1] == 8:
         norms = torch.linalg.vector_norm(a[..., 3:7], dim=-1)
         if bool((norms < 1e-8).any()):
@@ -262,7 +284,8 @@ class ActionImageCodec:
         """Draw actions as action images.
 
         Args:
-            actions: (..., T, 7) Euler or (..., T, 8) quaternion actions, numpy or torch.
+            actions: (..., T, 7) Euler or (..., T, 8) quaternion actions, numpy or torch; finite,
+                openness (the last value) in [0, 1], quaternions of unit norm.
         Returns:
             float32 images (..., V, T, H, W, 3) in [0, 1]; numpy for numpy input, torch on the
             input's device for torch input.

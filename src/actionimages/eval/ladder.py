@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from actionimages.atomic import write_json_atomic
+from actionimages.codec.camera import as_camera
 from actionimages.errors import ActionImagesError
 from actionimages.eval.runner import PolicySpec, check_tasks_split, episode_seed, evaluate
 
@@ -185,13 +186,9 @@ def _finite(x: Any) -> Any:
 
 
 def observe(env: Any) -> dict[str, Any]:
-    """The env's observation of its current state (what ``reset`` / ``step`` return)."""
-    return {
-        "images": env.render_images(),
-        "cameras": env.cameras(),
-        "ee_pose": env.ee_pose(),
-        "instruction": env.task_state.instruction,
-    }
+    """The env's observation of its current state (what ``reset`` / ``step`` return), with images
+    even when the env was built with ``render=False``."""
+    return env.observation(images=True)
 
 
 def object_points(task: str, objects: Sequence[Any]) -> np.ndarray:
@@ -265,7 +262,7 @@ def autoencoder_objects(
                 for v, name in enumerate(used_views):
                     seg = env.renderer.render_geom_ids(env.data, name)
                     table = np.median(np.asarray(obs["images"][name], np.float64)[seg == table_gid], axis=0)
-                    cam = obs["cameras"][name].crop_resize(W, H)
+                    cam = as_camera(obs["cameras"][name]).crop_resize(W, H)
                     uv, depth = cam.project(points)
                     image_err.append(float(np.abs(orig[v] - recon[v]).sum(-1).mean()))
                     marks.append([])

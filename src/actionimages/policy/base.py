@@ -2,7 +2,9 @@
 
 Shape legend (every policy):
 
-- ``obs["images"]``: ``{view: uint8 (H, W, 3)}``; ``obs["cameras"]``: ``{view: Camera}``;
+- ``obs["images"]``: ``{view: uint8 (H, W, 3)}``; ``obs["cameras"]``: ``{view: calibration}``, the
+  sim's arrays ``{K, cam_to_world, width, height}`` or a :class:`~actionimages.codec.Camera`
+  (``actionimages.codec.as_camera`` takes either);
   ``obs["ee_pose"]``: (7,) ``[x, y, z, rx, ry, rz, openness]``; ``obs["instruction"]``: str.
 - ``act(obs)`` -> (7,) the next absolute end-effector target (world frame, metres, Euler xyz).
 - a chunk: future absolute poses (N, 7) with per-pose validity (N,) bool.

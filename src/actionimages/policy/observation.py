@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from actionimages.codec.camera import Camera
+from actionimages.codec.camera import Camera, as_camera
 from actionimages.errors import ActionImagesError
 
 
@@ -80,7 +80,7 @@ def observation_sample(
     T = pose.shape[0]
     ep = Episode(
         frames={v: np.repeat(np.asarray(obs["images"][v])[None], T, axis=0) for v in views},
-        cameras={v: obs["cameras"][v] for v in views},
+        cameras={v: as_camera(obs["cameras"][v]) for v in views},
         actions=pose,
         state=pose,
         instruction=instruction if instruction is not None else str(obs.get("instruction", "")),

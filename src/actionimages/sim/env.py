@@ -5,11 +5,18 @@
 The pose is clipped to the workspace (with a warning and ``info["clipped"]``), turned into joint
 targets by damped-least-squares IK (residual reported in ``info["ik_error"]`` / ``info["ik_failed"]``),
 and tracked by stiff joint PD control over 50 physics substeps of 2 ms.
+
+The env conforms to gymnasium (``gymnasium.utils.env_checker.check_env`` passes): every
+observation lies in ``observation_space``, the calibration included (plain arrays; ``as_camera``
+makes a :class:`Camera` of them); ``render_mode="rgb_array"`` is accepted; each task is registered
+as ``actionimages/<TaskName>-v0`` (:func:`register_envs`, run on import of ``actionimages.sim``),
+so ``gymnasium.make`` and ``gymnasium.make_vec`` build it.
 """
 
 from __future__ import annotations
 
 import os
+import string
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the mujoco import
 
@@ -55,14 +62,32 @@ MAX_STEP_RAD = 0.35
 WORKSPACE_LOW = np.array([0.15, -0.50, 0.03])  # tool-centre-point box (m), world = robot base frame
 WORKSPACE_HIGH = np.array([0.85, 0.50, 0.70])
 MIN_IMAGE, MAX_IMAGE = 64, 512
+# The instruction's Text space: printable ASCII and the space (no tab or newline), up to 200 characters.
+INSTRUCTION_CHARSET = "".join(c for c in string.printable if c == " " or not c.isspace())
+MAX_INSTRUCTION = 200
+GYM_NAMESPACE = "actionimages"
+# Bounds of the observation's boxes: finite, and wide enough for any state the robot can reach.
+EE_POSE_LOW = np.array([-2.0, -2.0, -2.0, -np.pi, -np.pi, -np.pi, 0.0])
+EE_POSE_HIGH = np.array([2.0, 2.0, 2.0, np.pi, np.pi, np.pi, 1.0])
+MAX_FOCAL_PX = 100.0 * MAX_IMAGE  # a 0.6° field of view at the largest image
+MAX_CAMERA_DISTANCE = 10.0  # m from the robot base
 
 
 class SimEnv(gym.Env):
     """One task of the benchmark. Build it with :func:`make_env`.
 
-    Observation dict: ``images`` {camera: uint8 (H, W, 3)} (empty when ``render=False``), ``cameras``
-    {camera: :class:`Camera`}, ``ee_pose`` float (7,) = measured tool pose (xyz + Euler xyz) and measured
-    openness, ``instruction`` str.
+    Observation dict (always within ``observation_space``):
+
+    - ``images`` {camera: uint8 (H, W, 3)}; absent (from the space too) when ``render=False``;
+    - ``cameras`` {camera: {``K`` float (3, 3), ``cam_to_world`` float (4, 4), ``width``, ``height``
+      int ()}}: the calibration as plain arrays (``as_camera(obs["cameras"][name])`` or
+      :meth:`cameras` give :class:`Camera` objects);
+    - ``ee_pose`` float (7,): measured tool pose (xyz + Euler xyz) and measured openness;
+    - ``instruction`` str (printable ASCII, at most :data:`MAX_INSTRUCTION` characters).
+
+    ``reset(seed=s)`` starts the episode of seed ``s``; ``reset()`` without a seed continues with the
+    next seed (the last one + 1; make_env's ``seed`` for the first episode). ``render()`` returns the
+    first camera's RGB frame (``render_mode`` may be None or ``"rgb_array"``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / CONTROL_DT))}
@@ -75,7 +100,13 @@ class SimEnv(gym.Env):
         image_size: int = 128,
         cameras: list[str] | tuple[str, ...] | str | None = None,
         render: bool = True,
+        render_mode: str | None = None,
     ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ActionImagesError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
         self.task: Task = make_task(task)  # an unknown name is refused with the valid ones
         self.variation = variation_for(split)
         if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer):
@@ -124,13 +155,14 @@ class SimEnv(gym.Env):
         self.steps = 0
         self._q_cmd = HOME_Q.copy()
         s = self.image_size
-        self.observation_space = spaces.Dict(
-            {
-                "images": spaces.Dict({c: spaces.Box(0, 255, (s, s, 3), np.uint8) for c in cameras}),
-                "ee_pose": spaces.Box(-np.inf, np.inf, (7,), np.float64),
-                "instruction": spaces.Text(max_length=200),
-            }
-        )
+        obs_spaces = {
+            "cameras": spaces.Dict({c: _calibration_space() for c in cameras}),
+            "ee_pose": spaces.Box(EE_POSE_LOW, EE_POSE_HIGH, dtype=np.float64),
+            "instruction": spaces.Text(MAX_INSTRUCTION, min_length=1, charset=INSTRUCTION_CHARSET),
+        }
+        if render:  # gymnasium allows no empty Dict space: without images there is no "images" key
+            obs_spaces["images"] = spaces.Dict({c: spaces.Box(0, 255, (s, s, 3), np.uint8) for c in cameras})
+        self.observation_space = spaces.Dict(obs_spaces)
         low = np.concatenate([WORKSPACE_LOW, [-np.pi] * 3, [0.0]])
         high = np.concatenate([WORKSPACE_HIGH, [np.pi] * 3, [1.0]])
         self.action_space = spaces.Box(low, high, dtype=np.float64)
@@ -209,23 +241,30 @@ class SimEnv(gym.Env):
         return self._renderer
 
     def render(self) -> np.ndarray:
-        """gymnasium's ``rgb_array``: the first camera's image."""
+        """gymnasium's ``rgb_array``: the first camera's image (rendered even when ``render=False``)."""
         return self.render_images(self.camera_names[:1])[self.camera_names[0]]
 
-    def _obs(self) -> dict[str, Any]:
-        return {
-            "images": self.render_images() if self.render_images_enabled else {},
-            "cameras": self.cameras(),
-            "ee_pose": self.ee_pose(),
-            "instruction": self.task_state.instruction,
-        }
+    def observation(self, images: bool | None = None) -> dict[str, Any]:
+        """The observation of the current state (what ``reset`` and ``step`` return): fresh arrays.
+
+        ``images`` overrides the env's ``render`` setting (True adds them anyway; the result then lies
+        outside ``observation_space`` when the env was built with ``render=False``).
+        """
+        obs: dict[str, Any] = {}
+        if self.render_images_enabled if images is None else images:
+            obs["images"] = self.render_images()
+        obs["cameras"] = {name: camera_observation(cam) for name, cam in self.cameras().items()}
+        obs["ee_pose"] = self.ee_pose()
+        obs["instruction"] = self.task_state.instruction
+        return obs
 
     # ------------------------------------------------------------------ reset / step
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        """Start an episode. ``seed`` picks the episode's variation; without it the env uses
-        ``make_env``'s seed for its first episode and counts up from there."""
+        """Start an episode. ``seed`` picks the episode's variation; without it the episode of the
+        next seed (the last episode's + 1; ``make_env``'s seed for the first episode), so that
+        ``reset(seed=s); reset()`` always gives the same two episodes (gymnasium's contract)."""
         if seed is None:
-            seed = self.base_seed + self._resets
+            seed = self.base_seed if self.episode_seed is None else self.episode_seed + 1
         super().reset(seed=int(seed))
         self._resets += 1
         self.episode_seed = int(seed)
@@ -241,6 +280,11 @@ class SimEnv(gym.Env):
         self.task_state = TaskState()
         state = self.task.randomise(self, rng, self.variation)
         self.task_state = state
+        if state.instruction not in self.observation_space["instruction"]:
+            raise ActionImagesError(
+                f"task {self.task_name!r} drew the instruction {state.instruction!r}, outside the "
+                f"observation space (printable ASCII, 1..{MAX_INSTRUCTION} characters)"
+            )
         objects = [np.asarray(o, float) for o in state.objects]
         state.distractors = place_clutter(
             m, rng, self.variation, objects, named_colour=state.colour, cap=self.task.max_clutter
@@ -264,7 +308,7 @@ class SimEnv(gym.Env):
         self.steps = 0
         info = {"seed": self.episode_seed, "split": self.split, "task": self.task_name, "success": False}
         info.update(state.info())
-        return self._obs(), info
+        return self.observation(), info
 
     def _parse_action(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool]:
         try:
@@ -323,7 +367,7 @@ class SimEnv(gym.Env):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return self._obs(), float(success), success, truncated, info
+        return self.observation(), float(success), success, truncated, info
 
     @property
     def episode_count(self) -> int:
@@ -348,11 +392,69 @@ def make_env(
     image_size: int = 128,
     cameras: list[str] | tuple[str, ...] | str | None = None,
     render: bool = True,
+    render_mode: str | None = None,
 ) -> SimEnv:
     """Build the benchmark environment for ``task`` (one of :data:`TASKS`) on ``split`` (one of
     :data:`SPLITS`). ``cameras`` defaults to the four fixed cameras; add ``"wrist"`` for the wrist view.
-    ``render=False`` skips the images (cameras are still returned), for fast expert runs."""
-    return SimEnv(task, split=split, seed=seed, image_size=image_size, cameras=cameras, render=render)
+    ``render=False`` skips the images (the observation has no ``images``; cameras are still
+    returned), for fast expert runs. ``gymnasium.make(gym_id(task), **same_options)`` builds the same
+    env behind gymnasium's wrappers."""
+    return SimEnv(task, split, seed, image_size, cameras, render, render_mode)  # SimEnv's order
 
 
-__all__ = ["SimEnv", "make_env", "CONTROL_DT", "MAX_STEP_M", "MAX_STEP_RAD", "FIXED_CAMERAS"]
+# ----------------------------------------------------------------------------- gymnasium glue
+
+
+def _calibration_space() -> spaces.Dict:
+    return spaces.Dict(
+        {
+            "K": spaces.Box(0.0, MAX_FOCAL_PX, (3, 3), np.float64),
+            "cam_to_world": spaces.Box(-MAX_CAMERA_DISTANCE, MAX_CAMERA_DISTANCE, (4, 4), np.float64),
+            "width": spaces.Box(MIN_IMAGE, MAX_IMAGE, (), np.int64),
+            "height": spaces.Box(MIN_IMAGE, MAX_IMAGE, (), np.int64),
+        }
+    )
+
+
+def camera_observation(camera: Camera) -> dict[str, np.ndarray]:
+    """A :class:`Camera` as the observation holds it: ``K``, ``cam_to_world``, ``width``, ``height``
+    as new arrays (``Camera.from_dict`` / ``as_camera`` invert it)."""
+    return {
+        k: np.array(v, dtype=np.int64 if k in ("width", "height") else np.float64)
+        for k, v in camera.to_dict().items()
+    }
+
+
+def gym_id(task: str) -> str:
+    """The gymnasium id of a task: ``"pick_up_cube"`` -> ``"actionimages/PickUpCube-v0"``."""
+    return f"{GYM_NAMESPACE}/" + "".join(w.capitalize() for w in task.split("_")) + "-v0"
+
+
+def register_envs() -> list[str]:
+    """Register every task of the registry (``TASK_CLASSES``) with gymnasium; returns the ids.
+
+    ``gymnasium.make(id, split=..., seed=..., image_size=..., cameras=..., render=...,
+    render_mode=...)`` then builds it. Registering again is a no-op.
+    """
+    from actionimages.sim.tasks import TASK_CLASSES
+
+    ids = []
+    for task in TASK_CLASSES:
+        env_id = gym_id(task)
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=f"{__name__}:SimEnv", kwargs={"task": task})
+        ids.append(env_id)
+    return ids
+
+
+__all__ = [
+    "CONTROL_DT",
+    "FIXED_CAMERAS",
+    "MAX_STEP_M",
+    "MAX_STEP_RAD",
+    "SimEnv",
+    "camera_observation",
+    "gym_id",
+    "make_env",
+    "register_envs",
+]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from actionimages.codec.camera import Camera
+from actionimages.codec.camera import Camera, as_camera
 from actionimages.sim.env import CONTROL_DT, make_env
 from actionimages.sim.expert import scripted_expert
 from actionimages.sim.scene import WRIST_CAMERA
@@ -76,8 +76,8 @@ def record_expert_episode(
     try:
         expert = scripted_expert(env)
         obs, info = env.reset(seed=seed)
-        frames = {c: [obs["images"][c]] for c in obs["images"]}
-        cams: dict[str, list[Camera]] = {c: [cam] for c, cam in obs["cameras"].items()}
+        frames = {c: [img] for c, img in obs.get("images", {}).items()}  # no images with render=False
+        cams: dict[str, list[Camera]] = {c: [as_camera(cam)] for c, cam in obs["cameras"].items()}
         poses = [obs["ee_pose"]]
         gripper_cmd = [1.0]  # the reset command: open
         step_info: dict[str, Any] = {"success": False}
@@ -86,10 +86,10 @@ def record_expert_episode(
         while not (terminated or truncated):
             action = expert.act(obs)
             obs, _, terminated, truncated, step_info = env.step(action)
-            for c, img in obs["images"].items():
+            for c, img in obs.get("images", {}).items():
                 frames[c].append(img)
             for c, cam in obs["cameras"].items():
-                cams[c].append(cam)
+                cams[c].append(as_camera(cam))
             poses.append(obs["ee_pose"])
             gripper_cmd.append(float(action[6]))
             ik_failures += int(step_info["ik_failed"])

@@ -4,7 +4,14 @@ Public API: :class:`Trainer` / :class:`TrainConfig` (the world-action model), :f
 :class:`VAETrainConfig` (option (a)'s small Wan VAE), the checkpoint helpers and the data sources.
 """
 
-from actionimages.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
+from actionimages.train.checkpoint import (
+    CheckpointDamaged,
+    latest_checkpoint,
+    list_checkpoints,
+    load_newest_intact,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from actionimages.train.data import (
     PreparedCache,
     SyntheticSource,
@@ -17,6 +24,7 @@ from actionimages.train.vae import VAETrainConfig, latent_stats, train_vae
 
 __all__ = [
     "EMA",
+    "CheckpointDamaged",
     "PreparedCache",
     "SyntheticSource",
     "TrainConfig",
@@ -26,8 +34,10 @@ __all__ = [
     "latent_stats",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_newest_intact",
     "open_training_source",
     "sample_seed",
     "save_checkpoint",
     "train_vae",
+    "verify_checkpoint",
 ]

@@ -1,20 +1,40 @@
-"""Atomic, resumable checkpoints.
+"""Atomic, verifiable, resumable checkpoints.
 
 A checkpoint is a directory ``<root>/step-00001234/`` written under a temporary name, every file
 fsynced, then renamed into place, and only then named in ``<root>/latest`` (itself replaced
 atomically). A crash (even ``kill -9``) during a save leaves the previous checkpoint and
 ``latest`` intact; a half-written temporary directory is ignored and cleaned up next time.
+
+The last file written into a checkpoint is ``checksums.json``: the size and SHA-256 of every other
+file. :func:`verify_checkpoint` checks them, so a checkpoint damaged afterwards (a truncated copy,
+a flipped byte, an edited ``state.json``) is recognised before anything is loaded from it.
+:func:`load_newest_intact` is what resuming uses: it tries the checkpoints newest first and skips a
+damaged one with a warning naming the checkpoint, the file and what is wrong with it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import shutil
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from actionimages.atomic import TMP_PREFIX, atomic_dir, write_text_atomic
+from actionimages.atomic import TMP_PREFIX, atomic_dir, sha256_file, write_json_atomic, write_text_atomic
+from actionimages.errors import ActionImagesError
 
 LATEST = "latest"
+CHECKSUMS = "checksums.json"
+_STEP_DIR = re.compile(r"step-(\d+)")
+
+T = TypeVar("T")
+
+
+class CheckpointDamaged(ActionImagesError):
+    """A checkpoint's files are missing, truncated, changed or unreadable (the message names which)."""
 
 
 def step_dir_name(step: int) -> str:
@@ -24,8 +44,10 @@ def step_dir_name(step: int) -> str:
 def save_checkpoint(root: Path, step: int, writer: Callable[[Path], None], keep: int = 3) -> Path:
     """Write a checkpoint for ``step`` atomically; ``writer(tmpdir)`` fills the directory.
 
-    Keeps the newest ``keep`` checkpoints (older ones are deleted after the new one is durable).
-    Returns the final checkpoint directory.
+    ``checksums.json`` (size and SHA-256 of each file ``writer`` wrote) is added last. Keeps the
+    newest ``keep`` checkpoints up to ``step``: older ones are deleted after the new one is durable;
+    newer ones (left by a run restarted from an earlier step) are left alone. Returns the final
+    checkpoint directory.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -34,28 +56,136 @@ def save_checkpoint(root: Path, step: int, writer: Callable[[Path], None], keep:
     final = root / step_dir_name(step)
     with atomic_dir(final) as tmp:  # re-saving the same step replaces the old one
         writer(tmp)
+        write_checksums(tmp)
     write_text_atomic(root / LATEST, final.name + "\n")
     if keep > 0:
-        for stale in list_checkpoints(root)[:-keep]:
+        # Prune among this step and older ones only: a newer checkpoint left by an earlier run
+        # (restarted from an older step) must not push out the one just written.
+        upto = [p for p in list_checkpoints(root) if _step_of(p) <= step]
+        for stale in upto[:-keep]:
             shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
+def write_checksums(directory: Path) -> None:
+    """Record the size and SHA-256 of every file under ``directory`` in its ``checksums.json``."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    record = {
+        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in files
+    }
+    write_json_atomic(directory / CHECKSUMS, {"algorithm": "sha256", "files": record}, indent=1)
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Check a checkpoint's files against its ``checksums.json``; :class:`CheckpointDamaged` if any
+    is missing, has another size or another SHA-256.
+
+    A checkpoint without ``checksums.json`` (written before they were recorded) passes; only
+    loading it can tell whether it is damaged.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointDamaged(f"checkpoint {path} is not a directory")
+    record_file = path / CHECKSUMS
+    if not record_file.is_file():
+        return
+    try:
+        files = json.loads(record_file.read_text())["files"]
+        expected = {str(rel): (int(f["bytes"]), str(f["sha256"])) for rel, f in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointDamaged(f"{record_file} cannot be read ({type(exc).__name__}: {exc})") from exc
+    for rel, (size, digest) in expected.items():
+        f = path / rel
+        if not f.is_file():
+            raise CheckpointDamaged(f"{f} is missing ({CHECKSUMS} lists it)")
+        got = f.stat().st_size
+        if got != size:
+            kind = "truncated" if got < size else "longer than written"
+            raise CheckpointDamaged(f"{f} is {kind} ({got} bytes; {size} were written)")
+        if sha256_file(f) != digest:
+            raise CheckpointDamaged(f"{f} does not match the SHA-256 recorded when it was written")
+
+
+@contextlib.contextmanager
+def reading(checkpoint: Path, rel: str) -> Iterator[Path]:
+    """Yield ``checkpoint / rel``; any error while reading it becomes :class:`CheckpointDamaged`
+    naming the checkpoint and the file.
+
+    For the block that only reads and parses the file. Every reader fails differently on a
+    truncated or garbled file (``SafetensorError``, ``RuntimeError`` or ``UnpicklingError`` from
+    ``torch.load``, ``JSONDecodeError``, ``KeyError`` for a missing field), hence ``Exception``.
+    """
+    try:
+        yield Path(checkpoint) / rel
+    except CheckpointDamaged:
+        raise
+    except Exception as exc:
+        raise CheckpointDamaged(
+            f"{Path(checkpoint) / rel} cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def list_checkpoints(root: Path) -> list[Path]:
-    """Complete checkpoint directories under ``root``, oldest first."""
+    """Complete checkpoint directories ``step-N`` under ``root``, oldest (lowest step) first."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step-*") if p.is_dir())
+    found = [p for p in root.iterdir() if _STEP_DIR.fullmatch(p.name) and p.is_dir()]
+    return sorted(found, key=_step_of)
+
+
+def _step_of(checkpoint: Path) -> int:
+    return int(_STEP_DIR.fullmatch(checkpoint.name).group(1))
+
+
+def resume_candidates(root: Path) -> list[Path]:
+    """The checkpoints to resume from, in order of preference.
+
+    The one ``root/latest`` names, then the older ones, newest first. Without a usable ``latest``
+    (missing, or naming no directory), all checkpoints, newest first. Checkpoints newer than the one
+    ``latest`` names belong to an earlier run that was restarted and are not offered.
+    """
+    root = Path(root)
+    ckpts = list_checkpoints(root)[::-1]
+    ptr = root / LATEST
+    name = ptr.read_text().strip() if ptr.is_file() else ""
+    named = [p for p in ckpts if p.name == name]
+    if not named:
+        return ckpts
+    return ckpts[ckpts.index(named[0]) :]
 
 
 def latest_checkpoint(root: Path) -> Path | None:
-    """The checkpoint named by ``root/latest`` (or the newest complete one), or None."""
-    root = Path(root)
-    ptr = root / LATEST
-    if ptr.is_file():
-        cand = root / ptr.read_text().strip()
-        if cand.is_dir():
-            return cand
-    ckpts = list_checkpoints(root)
-    return ckpts[-1] if ckpts else None
+    """The checkpoint named by ``root/latest`` (or the newest complete one), or None; not verified
+    (resuming uses :func:`load_newest_intact`)."""
+    candidates = resume_candidates(root)
+    return candidates[0] if candidates else None
+
+
+def load_newest_intact(root: Path, read: Callable[[Path], T]) -> tuple[Path, T] | None:
+    """``(checkpoint, read(checkpoint))`` for the first of :func:`resume_candidates` that verifies
+    and reads; None when ``root`` holds no checkpoint.
+
+    A damaged checkpoint (failing :func:`verify_checkpoint`, or ``read`` raising
+    :class:`CheckpointDamaged`) is skipped with a ``RuntimeWarning`` naming it and why, and a second
+    warning names the checkpoint used instead. If none is intact, :class:`ActionImagesError` lists
+    each one and its damage. Any other error from ``read`` (e.g. a checkpoint that does not fit the
+    model) propagates: an older checkpoint would not fit either.
+    """
+    skipped: list[str] = []
+    for ck in resume_candidates(root):
+        try:
+            verify_checkpoint(ck)
+            loaded = read(ck)
+        except CheckpointDamaged as exc:
+            skipped.append(str(exc))
+            warnings.warn(f"skipping damaged checkpoint {ck.name}: {exc}", RuntimeWarning, stacklevel=2)
+            continue
+        if skipped:
+            warnings.warn(f"resuming from {ck}, the newest intact checkpoint", RuntimeWarning, stacklevel=2)
+        return ck, loaded
+    if skipped:
+        raise ActionImagesError(f"no intact checkpoint in {root} to resume from: " + "; ".join(skipped))
+    return None

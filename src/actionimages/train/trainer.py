@@ -7,7 +7,8 @@ logs, a tqdm bar, and atomic resumable checkpoints (``actionimages.train.checkpo
 
 Run layout (``out``)::
 
-    out/checkpoints/step-XXXXXXXX/{model/ (EMA weights), raw.safetensors, optimizer.pt, state.json}
+    out/checkpoints/step-XXXXXXXX/{model/ (EMA weights), raw.safetensors, optimizer.pt, state.json,
+                                   checksums.json (size + SHA-256 of the others, checked on resume)}
     out/checkpoints/latest
     out/model/            the EMA weights as a loadable model dir (written at the end)
     out/tb/               TensorBoard events
@@ -34,7 +35,13 @@ from actionimages.atomic import atomic_dir, write_json_atomic
 from actionimages.errors import ActionImagesError
 from actionimages.model.flow import Prepared, training_loss
 from actionimages.model.network import WorldActionModel
-from actionimages.train.checkpoint import latest_checkpoint, save_checkpoint
+from actionimages.train.checkpoint import (
+    CheckpointDamaged,
+    load_newest_intact,
+    reading,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
 
 
@@ -177,6 +184,7 @@ class Trainer:
         self.loss_module, self.optimizer = self.acc.prepare(_LossModule(self.model), opt)
         self.ema = EMA(self.named, self.cfg.ema_decay)
         self.step = 0
+        self.resumed_from: Path | None = None  # the checkpoint ``resume`` restored
         self.history: list[dict[str, float]] = []
         # CPU time of this process (all its threads) plus what earlier runs of the same training
         # spent: the cost axis of success-per-CPU-hour comparisons.
@@ -232,39 +240,82 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Restore model, EMA, optimizer, step and RNG from ``path`` or the run's latest checkpoint."""
-        ck = Path(path) if path else latest_checkpoint(self.out / "checkpoints")
-        if ck is None:
-            return False
-        state = json.loads((ck / "state.json").read_text())
-        if state["global_batch"] != self.global_batch:
-            raise ActionImagesError(
-                f"checkpoint {ck} used global batch {state['global_batch']}, now {self.global_batch}: "
-                "the data order would differ"
-            )
+        """Restore model, EMA, optimizer, step and RNG from ``path`` or the run's newest intact checkpoint.
+
+        Without ``path`` a damaged checkpoint (a file missing, truncated, changed since it was written
+        or unreadable) is skipped with a ``RuntimeWarning`` naming it and why, and the next older one
+        is used; :class:`ActionImagesError` if none is intact, False if there is none at all. A
+        checkpoint named by ``path`` is never replaced by another: its damage is an error. One that is
+        intact but does not fit this trainer (another global batch, another model) is an error too.
+        Nothing is changed until the whole checkpoint has been read.
+        """
+        if path:
+            ck = Path(path)
+            verify_checkpoint(ck)
+            loaded = self._read_checkpoint(ck)
+        else:
+            found = load_newest_intact(self.out / "checkpoints", self._read_checkpoint)
+            if found is None:
+                return False
+            ck, loaded = found
+        state, weights, raw, opt_state = loaded
         unwrapped = self.acc.unwrap_model(self.loss_module).model
-        weights = {}
-        for f in sorted((ck / "model").glob("*.safetensors")):
-            weights.update(load_file(str(f)))
-        missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
-        if unexpected or missing:
-            raise ActionImagesError(
-                f"checkpoint {ck} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
-            )
+        unwrapped.load_state_dict(weights)
         self.ema.load_state_dict({n: weights[n] for n in self.ema.names})  # model/ holds the EMA weights
-        raw = load_file(str(ck / "raw.safetensors"))
         with torch.no_grad():
             for n, p in self.named:
-                if n not in raw:
-                    raise ActionImagesError(f"checkpoint {ck}: raw.safetensors lacks {n}")
                 p.copy_(raw[n])
-        opt_state = torch.load(ck / "optimizer.pt", weights_only=False)
-        self.optimizer.load_state_dict(opt_state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(opt_state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise ActionImagesError(f"checkpoint {ck}: the optimizer state does not fit ({exc})") from exc
         torch.set_rng_state(opt_state["torch_rng"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
         self._cpu_before, self._cpu_t0 = float(state.get("cpu_hours", 0.0)) * 3600.0, time.process_time()
+        self.resumed_from = ck
         return True
+
+    def _read_checkpoint(self, ck: Path) -> tuple[dict, dict, dict, dict]:
+        """Read (and check) everything ``resume`` needs from ``ck``, changing nothing.
+
+        An unreadable file raises :class:`CheckpointDamaged`; a checkpoint that does not fit this
+        trainer :class:`ActionImagesError`.
+        """
+        with reading(ck, "state.json") as f:
+            state = json.loads(f.read_text())
+            step, global_batch = int(state["step"]), int(state["global_batch"])
+        if global_batch != self.global_batch:
+            raise ActionImagesError(
+                f"checkpoint {ck} used global batch {global_batch}, now {self.global_batch}: "
+                "the data order would differ"
+            )
+        weights: dict[str, torch.Tensor] = {}
+        files = sorted((ck / "model").glob("*.safetensors"))
+        if not files:
+            raise CheckpointDamaged(f"{ck / 'model'} holds no *.safetensors weights")
+        for file in files:
+            with reading(ck, file.relative_to(ck).as_posix()) as f:
+                weights.update(load_file(str(f)))
+        expected = self.acc.unwrap_model(self.loss_module).model.state_dict()
+        missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+        reshaped = [k for k in set(expected) & set(weights) if weights[k].shape != expected[k].shape]
+        if unexpected or missing or reshaped:
+            raise ActionImagesError(
+                f"checkpoint {ck} does not fit the model: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}, other shape {sorted(reshaped)[:3]}"
+            )
+        with reading(ck, "raw.safetensors") as f:
+            raw = load_file(str(f))
+        lacking = [n for n, _ in self.named if n not in raw]
+        if lacking:
+            raise ActionImagesError(f"checkpoint {ck}: raw.safetensors lacks {lacking[:3]}")
+        with reading(ck, "optimizer.pt") as f:
+            opt_state = torch.load(f, weights_only=False)
+        if not isinstance(opt_state, dict) or not {"optimizer", "torch_rng"} <= opt_state.keys():
+            raise CheckpointDamaged(f"{ck / 'optimizer.pt'} lacks the optimizer state or the RNG state")
+        state["step"] = step
+        return state, weights, raw, opt_state
 
     @property
     def cpu_hours(self) -> float:

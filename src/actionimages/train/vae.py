@@ -5,8 +5,8 @@ carry the action and cover a few percent of the pixels) + a small KL term. After
 per-channel latent mean/std are measured and stored in the VAE's config (``latents_mean`` /
 ``latents_std``, the fields the real Wan VAE uses), so the saved folder loads like a Wan VAE.
 
-Run layout: ``out/checkpoints/step-XXXXXXXX/{vae/, optimizer.pt, state.json}`` and the final
-``out/vae/``.
+Run layout: ``out/checkpoints/step-XXXXXXXX/{vae/, optimizer.pt, state.json, checksums.json}`` and
+the final ``out/vae/``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from actionimages.data import collate
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.latents import build_wan_vae
-from actionimages.train.checkpoint import latest_checkpoint, save_checkpoint
+from actionimages.train.checkpoint import CheckpointDamaged, load_newest_intact, reading, save_checkpoint
 from actionimages.train.data import SampleSource, global_indices, sample_seed
 
 
@@ -161,6 +161,20 @@ def latent_stats(vae: AutoencoderKLWan, source: SampleSource, n: int) -> tuple[t
     return z.mean(1), z.std(1)
 
 
+def _read_checkpoint(ck: Path) -> tuple[AutoencoderKLWan, dict[str, Any], int]:
+    """The VAE, optimizer/RNG state and step of a ``train_vae`` checkpoint; a file that cannot be
+    read raises :class:`CheckpointDamaged` naming it."""
+    with reading(ck, "state.json") as f:
+        step = int(json.loads(f.read_text())["step"])
+    with reading(ck, "optimizer.pt") as f:
+        st = torch.load(f, weights_only=False)
+    if not isinstance(st, dict) or not {"optimizer", "torch_rng"} <= st.keys():
+        raise CheckpointDamaged(f"{ck / 'optimizer.pt'} lacks the optimizer state or the RNG state")
+    with reading(ck, "vae") as f:
+        vae = AutoencoderKLWan.from_pretrained(str(f))
+    return vae, st, step
+
+
 def train_vae(
     model_cfg: ModelConfig,
     source: SampleSource,
@@ -168,7 +182,12 @@ def train_vae(
     cfg: VAETrainConfig | None = None,
     resume: bool = False,
 ) -> Path:
-    """Train the config's small Wan VAE on ``source``; returns the final VAE directory ``out/vae``."""
+    """Train the config's small Wan VAE on ``source``; returns the final VAE directory ``out/vae``.
+
+    ``resume`` continues from the newest intact checkpoint in ``out/checkpoints``: a damaged one
+    (a file missing, truncated, changed or unreadable) is skipped with a ``RuntimeWarning`` naming it
+    and why; :class:`ActionImagesError` if none is intact.
+    """
     cfg = cfg or VAETrainConfig()
     if model_cfg.latent.kind != "wan_vae":
         raise ActionImagesError(
@@ -180,13 +199,15 @@ def train_vae(
     vae = build_wan_vae(model_cfg.latent)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     step = 0
-    if resume and (ck := latest_checkpoint(out / "checkpoints")) is not None:
-        vae = AutoencoderKLWan.from_pretrained(str(ck / "vae"))
+    # a damaged newest checkpoint is skipped (with a warning) for the newest intact one
+    if resume and (found := load_newest_intact(out / "checkpoints", _read_checkpoint)) is not None:
+        ck, (vae, st, step) = found
         opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
-        st = torch.load(ck / "optimizer.pt", weights_only=False)
-        opt.load_state_dict(st["optimizer"])
+        try:
+            opt.load_state_dict(st["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise ActionImagesError(f"checkpoint {ck}: the optimizer state does not fit ({exc})") from exc
         torch.set_rng_state(st["torch_rng"])
-        step = json.loads((ck / "state.json").read_text())["step"]
     vae.train()
 
     def write(tmp: Path) -> None:

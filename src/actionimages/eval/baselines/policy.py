@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from actionimages.codec.camera import as_camera
 from actionimages.eval.baselines.common import chunk_to_actions, state_features
 from actionimages.eval.baselines.train import load_baseline
 from actionimages.policy.base import Chunk, ChunkedPolicy
@@ -50,7 +51,7 @@ class BaselinePolicy(ChunkedPolicy):
         imgs, cams = [], []
         for v in views:
             img, cam = prepare_frames(
-                np.asarray(obs["images"][v])[None], obs["cameras"][v], self.size, self.size
+                np.asarray(obs["images"][v])[None], as_camera(obs["cameras"][v]), self.size, self.size
             )
             imgs.append(img[0])
             cams.append(cam)
