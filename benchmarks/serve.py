@@ -27,7 +27,7 @@ def _request(seed: int, episode: str) -> dict:
     obs, _ = env.reset(seed=seed)
     env.close()
     cams = {
-        n: {"image": obs["images"][n], "K": c.K, "cam_to_world": c.cam_to_world}
+        n: {"image": obs["images"][n], "K": c["K"], "cam_to_world": c["cam_to_world"]}
         for n, c in obs["cameras"].items()
     }
     return {

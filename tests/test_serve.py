@@ -34,7 +34,7 @@ def _request(env_seed: int = 0, episode: str = "e1") -> dict:
     obs, _ = env.reset(seed=env_seed)
     env.close()
     cams = {
-        n: {"image": obs["images"][n], "K": c.K, "cam_to_world": c.cam_to_world}
+        n: {"image": obs["images"][n], "K": c["K"], "cam_to_world": c["cam_to_world"]}
         for n, c in obs["cameras"].items()
     }
     return {

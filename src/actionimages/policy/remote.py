@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from actionimages.codec.camera import as_camera
 from actionimages.errors import ActionImagesError
 from actionimages.policy.base import Chunk, ChunkedPolicy
 
@@ -51,7 +52,8 @@ class RemotePolicy(ChunkedPolicy):
         self.client.reset(seed=self._seed)
 
     def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
-        cams = {n: {"K": c.K, "cam_to_world": c.cam_to_world} for n, c in obs["cameras"].items()}
+        cams = {n: as_camera(c) for n, c in obs["cameras"].items()}
+        cams = {n: {"K": c.K, "cam_to_world": c.cam_to_world} for n, c in cams.items()}
         reply = self.client.infer(
             self.client.request(obs["images"], cams, np.asarray(obs["ee_pose"]), obs.get("instruction", ""))
         )
