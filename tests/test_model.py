@@ -262,14 +262,11 @@ def test_save_and_load_model_roundtrip(tmp_path, micro, batch):
         load_model(tmp_path / "missing")
 
 
-def test_pretrained_wan_folder_loads_with_lora(tmp_path):
-    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout loads, generates and trains."""
+def _tiny_wan_folder(root):
+    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout (transformer, vae, umT5, tokenizer)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
 
-    from actionimages.model import load_pretrained_wan
-
-    root = tmp_path / "wan"
     torch.manual_seed(0)
     WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -304,6 +301,14 @@ def test_pretrained_wan_folder_loads_with_lora(tmp_path):
     vocab += [(f"\u2581{w}", -3.0) for w in words] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
     T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(str(root / "tokenizer"))
 
+    return root
+
+
+def test_pretrained_wan_folder_loads_with_lora(tmp_path):
+    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout loads, generates and trains."""
+    from actionimages.model import load_pretrained_wan
+
+    root = _tiny_wan_folder(tmp_path / "wan")
     base = get_config("wan2.2-ti2v-5b", num_frames=9, height=64, width=64, gradient_checkpointing=True)
     model = load_pretrained_wan(root, base, lora_rank=4)
     assert model.spec.transformer.text_dim == 24 and model.spec.latent.z_dim == 16
@@ -475,3 +480,33 @@ def test_memory_plan_counts_exactly_and_predicts_saved_activations(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["params_transformer"] == 4_999_787_712 and out["fits"] is False
     assert {"train_total_gib", "inference_total_gib"} <= set(out)
+
+
+def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):
+    """embed-text: the cache holds exactly umT5's embeddings; a model with the cache encodes as with
+    umT5 itself; a re-run adds nothing; unknown instructions and another encoder's cache are refused."""
+    import json
+
+    from actionimages.cli import main
+    from actionimages.model import load_pretrained_wan
+    from actionimages.model.text_cache import CachedTextEncoder, embed_texts, encoder_hash
+
+    root = _tiny_wan_folder(tmp_path / "wan")
+    cache = tmp_path / "cache"
+    argv = ["embed-text", "--pretrained", str(root), "--text", "close the drawer", "--out", str(cache)]
+    assert main(argv + ["--max-tokens", "16"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 2  # the instruction and ""
+    assert main(argv + ["--max-tokens", "16"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 0
+    base = get_config("wan2.2-ti2v-5b", num_frames=9, height=64, width=64).replace(
+        text=dataclasses.replace(get_config("wan2.2-ti2v-5b").text, max_tokens=16)
+    )
+    with_umt5 = load_pretrained_wan(root, base)
+    cached = load_pretrained_wan(root, base, load_text_encoder=False)
+    cached.attach_text_encoder(CachedTextEncoder(cache, encoder_hash(root)))
+    texts = ["close the drawer", ""]
+    torch.testing.assert_close(cached.encode_text(texts), with_umt5.encode_text(texts))
+    with pytest.raises(ActionImagesError, match="not in the text cache"):
+        cached.encode_text(["open the drawer"])
+    with pytest.raises(ActionImagesError, match="another text encoder"):
+        embed_texts(with_umt5._external_text[0], ["x"], cache, "0" * 64)

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--views", nargs="+", help="camera names fed to the model (default: the first V sent)")
     p.add_argument("--max-message-mb", type=float, default=64.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--text-cache", help="embed-text's cache, so umT5 is not loaded (umT5 configs)")
     p.set_defaults(func=run_serve)
 
 
@@ -46,7 +47,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.views:
         options["views"] = args.views
     server = PolicyServer(
-        load_model(model_dir),
+        load_model(model_dir, text_cache=args.text_cache),
         host=args.host,
         port=args.port,
         token=args.token,

@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
+    p.add_argument("--text-cache", help="embed-text's cache: umT5 embeddings instead of umT5 on the device")
     from actionimages.cli.config_args import add_dataclass_flags, add_override_flags
     from actionimages.model.config import ModelConfig
     from actionimages.train.trainer import TrainConfig
@@ -68,7 +69,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = apply_overrides(get_config(args.config), overrides_from_flags(args, "model"))
     if args.pretrained:
-        model = load_pretrained_wan(args.pretrained, cfg, lora_rank=args.lora_rank)
+        model = load_pretrained_wan(
+            args.pretrained, cfg, lora_rank=args.lora_rank, load_text_encoder=not args.text_cache
+        )
+        if args.text_cache:
+            from actionimages.model.text_cache import CachedTextEncoder, encoder_hash
+
+            model.attach_text_encoder(CachedTextEncoder(args.text_cache, encoder_hash(args.pretrained)))
     else:
         if cfg.text.kind == "umt5":
             raise ActionImagesError(

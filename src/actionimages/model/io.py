@@ -31,11 +31,14 @@ def build_model(config: str | ModelConfig, **changes) -> WorldActionModel:
     return WorldActionModel(spec=cfg.to_dict())
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldActionModel:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", text_cache: str | Path | None = None
+) -> WorldActionModel:
     """Load a model saved with ``save_pretrained`` (a directory with ``config.json`` + ``*.safetensors``).
 
     A model whose config names a ``pretrained`` Wan directory with a umT5 text encoder gets that
-    encoder attached (it is not stored in the checkpoint).
+    encoder attached (it is not stored in the checkpoint), or, with ``text_cache``, the cached
+    embeddings of ``actionimages embed-text`` instead.
     """
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -49,7 +52,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> WorldAct
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ActionImagesError(f"cannot load the model in {path}: {exc}") from exc
     _check_weights_match(model, files, path)
-    if model.spec.text.kind == "umt5":
+    if model.spec.text.kind == "umt5" and text_cache is not None:
+        from actionimages.model.text_cache import CachedTextEncoder
+
+        model.attach_text_encoder(CachedTextEncoder(text_cache))  # umT5 stays off the device
+    elif model.spec.text.kind == "umt5":
         if not model.spec.pretrained:
             raise ActionImagesError(
                 f"{path}: a umT5 model needs config 'pretrained' pointing to its Wan folder"
