@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from actionimages.codec import Camera
-from actionimages.data import DatasetReader, DatasetWriter, Episode, check_dataset, decode_frames
+from actionimages.data import DatasetReader, DatasetWriter, Episode, check_dataset, decode_frames, open_video
 from actionimages.data import lerobot as lr
 from actionimages.data.synthetic import make_synthetic_episode
 from actionimages.errors import DataError
@@ -297,3 +297,27 @@ def test_lossless_option_round_trips_exactly(tmp_path):
     r = DatasetReader(tmp_path / "d")
     np.testing.assert_array_equal(np.asarray(r.episode(0).frames["side"]), ep.frames["side"])
     assert r.info["features"]["observation.images.side"]["info"]["video.codec"] == "h264"
+
+
+def test_truncated_video_is_named_truncated_wherever_it_is_cut(tmp_path):
+    """FFmpeg reports a cut-off mp4 as EPERM, EOF, 'decoder not found', ...: we say truncated or corrupt."""
+    root = tmp_path / "d"
+    _write(root, n=1, T=12)
+    path = root / "videos/observation.images.front/chunk-000/file-000.mp4"
+    data = path.read_bytes()
+    r = DatasetReader(root)
+    failed = 0
+    for cut in range(0, len(data), max(1, len(data) // 25)):
+        path.write_bytes(data[:cut])
+        try:
+            r.frames(0, "front", np.arange(12))
+        except DataError as exc:  # (a cut in the trailing bytes may lose no frame)
+            failed += 1
+            msg = str(exc)
+            assert "file-000.mp4" in msg and ("truncated or corrupt" in msg or "no frame" in msg), (cut, msg)
+            assert "PermissionError" not in msg, (cut, msg)
+        try:
+            open_video(path, where="episode 0")
+        except DataError as exc:  # a header cut short: never a raw AttributeError or IndexError
+            assert "file-000.mp4" in str(exc) and "truncated or corrupt" in str(exc), (cut, str(exc))
+    assert failed > 20

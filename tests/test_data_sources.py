@@ -80,6 +80,12 @@ def test_rlbench_bad_input(tmp_path):
     (d / "view0" / "rgb" / "video.mp4").write_bytes(b"\x00" * 64)
     with pytest.raises(DataError, match=r"view0.*video\.mp4"):
         RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    params = json.loads((d / "view1" / "camera_params.json").read_text())
+    for bad in ("fx", [["a", 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 1]]):  # text, text, ragged
+        (d / "view1" / "camera_params.json").write_text(json.dumps({**params, "intrinsics": bad}))
+        with pytest.raises(DataError, match=r"rlbench episode 0.*view1/camera_params\.json.*bad calibration"):
+            RLBenchReader(tmp_path).episode(0)
 
 
 def test_droid_reader(tmp_path):
@@ -119,6 +125,11 @@ def test_droid_bad_input(tmp_path):
     write_droid_episode(d, steps=9)
     (d / "ext1.mp4").unlink()
     with pytest.raises(DataError, match="camera count differs from video count"):
+        DroidReader(tmp_path).episode(0)
+    write_droid_episode(d, steps=9)
+    meta = json.loads((d / "metadata.json").read_text())
+    (d / "metadata.json").write_text(json.dumps({**meta, "ext1_intrinsics": ["fx", 1, 2, 3]}))
+    with pytest.raises(DataError, match="droid episode 0.*ext1: intrinsics must be numbers"):
         DroidReader(tmp_path).episode(0)
 
 
