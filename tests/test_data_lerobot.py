@@ -508,6 +508,28 @@ def test_missing_frame_data_is_reported_missing(tmp_path):
     assert report.bad_episodes == [1] and "frame data missing" in report.episodes[1].problems[0]
 
 
+def test_info_says_when_the_dataset_fails_its_check(tmp_path, capsys):
+    from actionimages.cli import main
+    from actionimages.data import dataset_info
+
+    root = tmp_path / "d"
+    _write(root, n=2, T=4)
+    assert dataset_info(root)["check"] == {"ok": True, "problems": [], "count": 0}
+    (root / "data/chunk-000/file-001.parquet").unlink()
+    info = json.loads((root / "meta/info.json").read_text())
+    info["total_frames"] = 99
+    (root / "meta/info.json").write_text(json.dumps(info))
+    summary = dataset_info(root)
+    assert summary["frames"] == 99 and summary["duration_s"] == pytest.approx(9.9)  # one number, not two
+    assert not summary["check"]["ok"] and summary["check"]["count"] == 2
+    assert main(["dataset", "info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "FAILS: 2 problem(s)" in out and "frame data missing" in out and "total_frames 99" in out
+    (root / "meta/actionimages_checksums.json").unlink()
+    assert main(["dataset", "check", "--full", str(root)]) == 1
+    assert "note: no checksums recorded" in capsys.readouterr().out
+
+
 def test_bad_stored_actions_name_the_dataset_and_episode(tmp_path):
     """An episode recorded elsewhere (a sim seed) is named by dataset and episode when its data is bad."""
     root = tmp_path / "d"

@@ -22,6 +22,8 @@ def _check(args: argparse.Namespace) -> int:
                 print(f"  - {p}")
     for p in report.dataset_problems:
         print(f"dataset: {p}")
+    for note in report.notes:
+        print(f"note: {note}")
     n, bad = len(report.episodes), len(report.bad_episodes)
     status = "OK" if report.ok else "PROBLEMS"
     print(
@@ -52,6 +54,15 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"  [{i}] {text}")
     for cam, c in info["cameras"].items():
         lines.append(f"camera       {cam}: {c['width']}x{c['height']} {c['codec']} {c['pix_fmt']}")
+    check = info["check"]
+    if check["ok"]:
+        lines.append("check        metadata and frame data OK (videos: actionimages dataset check)")
+    else:
+        lines.append(
+            f"check        FAILS: {check['count']} problem(s); the numbers above may disagree. "
+            f"Run: actionimages dataset check {args.dir}"
+        )
+        lines += [f"  - {p}" for p in check["problems"]]
     print("\n".join(lines))
     return 0
 
