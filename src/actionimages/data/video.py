@@ -57,7 +57,10 @@ def _video_error(path: str | Path, label: str, exc: BaseException) -> DataError:
     if not os.access(p, os.R_OK):
         return DataError(f"{label}: video file not readable (permission denied)")
     strerror = getattr(exc, "strerror", None)
-    detail = f"FFmpeg: {strerror}" if strerror else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, IndexError):  # ``container.streams.video[0]`` of a container without one
+        detail = "no video stream"
+    else:
+        detail = f"FFmpeg: {strerror}" if strerror else f"{type(exc).__name__}: {exc}"
     return DataError(f"{label}: truncated or corrupt video ({p.stat().st_size} bytes; {detail})")
 
 
