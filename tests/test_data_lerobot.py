@@ -10,7 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from actionimages.codec import Camera
-from actionimages.data import DatasetReader, DatasetWriter, Episode, check_dataset, decode_frames
+from actionimages.data import (
+    ClipDataset,
+    DatasetReader,
+    DatasetWriter,
+    Episode,
+    SampleBuilder,
+    check_dataset,
+    decode_frames,
+)
 from actionimages.data import lerobot as lr
 from actionimages.data.synthetic import make_synthetic_episode
 from actionimages.errors import DataError
@@ -129,19 +137,25 @@ def test_append_and_reader_sees_new_episodes(tmp_path):
     assert data.column("task_index").to_pylist() == [1] * 7
 
 
-def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
-    root = tmp_path / "d"
-    _write(root, n=2, T=6)
+def _fail_encoding(monkeypatch, call, exc):
+    """Make the writer's ``call``-th video encoding raise ``exc``; returns the real encoder."""
     calls = {"n": 0}
     real = lr.encode_video
 
     def flaky(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:  # second camera of the new episode
-            raise KeyboardInterrupt("simulated crash")
+        if calls["n"] == call:
+            raise exc
         return real(*a, **k)
 
     monkeypatch.setattr(lr, "encode_video", flaky)
+    return real
+
+
+def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
+    root = tmp_path / "d"
+    _write(root, n=2, T=6)
+    real = _fail_encoding(monkeypatch, 2, KeyboardInterrupt("simulated crash"))  # the 2nd camera
     w = DatasetWriter(root, fps=10)
     with pytest.raises(KeyboardInterrupt):
         w.add_episode(make_synthetic_episode(T=6, seed=9))
@@ -160,6 +174,19 @@ def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
     assert DatasetReader(root).num_frames(2) == 5
 
 
+def test_failed_append_is_undone_by_the_next_append(tmp_path, monkeypatch):
+    """An add_episode that raises part-way leaves nothing behind once the same writer appends again."""
+    root = tmp_path / "d"
+    _fail_encoding(monkeypatch, 4, DataError("simulated encoder failure"))  # episode 1's 2nd camera
+    with DatasetWriter(root, fps=10) as w:
+        w.add_episode(make_synthetic_episode(T=4, seed=0))
+        with pytest.raises(DataError, match="simulated"):
+            w.add_episode(make_synthetic_episode(T=4, seed=1))
+        assert w.add_episode(make_synthetic_episode(T=5, seed=2)) == 1
+    assert DatasetReader(root).data_path(1).name == "file-001.parquet"
+    assert check_dataset(root, full=True, progress=False).ok
+
+
 def test_crash_before_info_commit(tmp_path, monkeypatch):
     root = tmp_path / "d"
     _write(root, n=1, T=6)
@@ -171,15 +198,20 @@ def test_crash_before_info_commit(tmp_path, monkeypatch):
         real(path, data, **dumps)
 
     monkeypatch.setattr(lr, "write_json_atomic", fail_info)
+    stats = (root / "meta/stats.json").read_text()
     with DatasetWriter(root, fps=10) as w, pytest.raises(OSError):
-        w.add_episode(make_synthetic_episode(T=6, seed=1))
+        w.add_episode(make_synthetic_episode(T=6, seed=1, instruction="a new task"))
     assert (root / "meta/episodes/chunk-000/file-001.parquet").exists()  # written but not committed
+    assert (root / "meta/stats.json").read_text() != stats  # already counts the lost episode
     r = DatasetReader(root)
     assert len(r) == 1 and json.loads((root / "meta/info.json").read_text())["total_frames"] == 6
     monkeypatch.setattr(lr, "write_json_atomic", real)
-    with DatasetWriter(root, fps=10) as w:
+    with DatasetWriter(root, fps=10) as w:  # undoes the lost episode: its files, stats and task
+        assert (root / "meta/stats.json").read_text() == stats and w.tasks == ["move the ball to the target"]
+        assert not (root / "meta/episodes/chunk-000/file-001.parquet").exists()
         assert w.add_episode(make_synthetic_episode(T=4, seed=1)) == 1
     assert DatasetReader(root).num_frames(1) == 4
+    assert check_dataset(root, full=True, progress=False).ok
 
 
 def test_writer_rejects_conflicts(tmp_path):
@@ -194,7 +226,12 @@ def test_writer_rejects_conflicts(tmp_path):
         w.add_episode(make_synthetic_episode(T=4, cameras=("front",)))
     with pytest.raises(DataError, match="shape"):
         w.add_episode(make_synthetic_episode(T=4, width=32))
+    assert w.add_episode(make_synthetic_episode(T=4), key="sim:x/train/seed0") == 1
+    with pytest.raises(DataError, match="key 'sim:x/train/seed0' is already episode 1"):
+        w.add_episode(make_synthetic_episode(T=4), key="sim:x/train/seed0")
     w.close()
+    with DatasetWriter(root, fps=10) as again:
+        assert again.keys == {"sim:x/train/seed0": 1}
     with pytest.raises(DataError, match="fps"):
         DatasetWriter(root, fps=30)
     (tmp_path / "junk").mkdir()
@@ -255,20 +292,20 @@ def test_missing_calibration_is_reported(tmp_path):
         DatasetReader(root).episode(0)
 
 
-def test_reads_lerobot_packed_files(tmp_path):
-    """LeRobot itself packs many episodes per file: rows by episode_index, frames at from_timestamp."""
-    root = tmp_path / "d"
-    eps = _write(root, n=2, T=6)
-    # repack episode 1 into episode 0's files, as LeRobot would; its video is made unmistakable
+def _pack(root, eps):
+    """Repack a 2-episode dataset as LeRobot's aggregate does: episode 1 joins episode 0's parquet
+    files and mp4s (its rows by episode_index, its frames from from_timestamp on). Episode 1's video
+    is made unmistakable (inverted); returns its expected frames per camera."""
     meta0, meta1 = (pq.read_table(root / f"meta/episodes/chunk-000/file-00{i}.parquet") for i in (0, 1))
     data0, data1 = (pq.read_table(root / f"data/chunk-000/file-00{i}.parquet") for i in (0, 1))
     rows = meta1.to_pylist()
+    T0 = len(eps[0].actions)
     expected = {}
     for cam in ("front", "side"):
         key = f"videos/observation.images.{cam}"
         rows[0][f"{key}/file_index"] = 0
-        rows[0][f"{key}/from_timestamp"] = 0.6
-        rows[0][f"{key}/to_timestamp"] = 1.2
+        rows[0][f"{key}/from_timestamp"] = T0 / 10
+        rows[0][f"{key}/to_timestamp"] = (T0 + len(eps[1].actions)) / 10
         expected[cam] = 255 - eps[1].frames[cam]
         both = np.concatenate([eps[0].frames[cam], expected[cam]])
         lr.encode_video(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", both, 10.0)
@@ -280,6 +317,15 @@ def test_reads_lerobot_packed_files(tmp_path):
     pq.write_table(pa.concat_tables([data0, data1]), root / "data/chunk-000/file-000.parquet")
     for sub in ("meta/episodes", "data"):
         (root / sub / "chunk-000/file-001.parquet").unlink()
+    (root / "meta/actionimages_checksums.json").unlink(missing_ok=True)  # LeRobot records none
+    return expected
+
+
+def test_reads_lerobot_packed_files(tmp_path):
+    """LeRobot itself packs many episodes per file: rows by episode_index, frames at from_timestamp."""
+    root = tmp_path / "d"
+    eps = _write(root, n=2, T=6)
+    expected = _pack(root, eps)
     r = DatasetReader(root)
     ep = r.episode(1)
     np.testing.assert_allclose(ep.actions, eps[1].actions, atol=1e-6)
@@ -290,6 +336,32 @@ def test_reads_lerobot_packed_files(tmp_path):
     np.testing.assert_array_equal(r.frames(1, "front", [5, 0]), np.asarray(ep.frames["front"])[[5, 0]])
 
 
+def test_check_passes_on_packed_files(tmp_path):
+    """``dataset check`` compares each episode with its own span of a packed file, not the whole file."""
+    root = tmp_path / "d"
+    eps = [make_synthetic_episode(T=6, seed=0), make_synthetic_episode(T=4, seed=7)]  # unequal lengths
+    with DatasetWriter(root, fps=10) as w:
+        for ep in eps:
+            w.add_episode(ep)
+    expected = _pack(root, eps)
+    for full in (False, True):
+        report = check_dataset(root, full=full, progress=False)
+        assert report.ok, report.to_dict()
+    assert "no checksums recorded" in report.notes[0]  # --full says what it could not verify
+    r = DatasetReader(root)
+    assert [r.num_frames(i) for i in range(2)] == [6, 4]
+    got = np.asarray(r.episode(1).frames["side"]).astype(int)
+    assert got.shape == (4, 64, 64, 3) and np.abs(got - expected["side"]).mean() < 2.0
+    np.testing.assert_allclose(r.arrays(1)["action"], eps[1].actions, atol=1e-6)
+    # an episode whose span runs past the end of the packed file is caught
+    table = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    table[1]["videos/observation.images.front/from_timestamp"] = 0.8
+    table[1]["videos/observation.images.front/to_timestamp"] = 1.2
+    pq.write_table(pa.Table.from_pylist(table), root / "meta/episodes/chunk-000/file-000.parquet")
+    report = check_dataset(root, progress=False)
+    assert report.bad_episodes == [1] and "file-000.mp4" in " ".join(report.episodes[1].problems)
+
+
 def test_lossless_option_round_trips_exactly(tmp_path):
     ep = make_synthetic_episode(T=5, width=40, height=30)
     with DatasetWriter(tmp_path / "d", fps=10, codec="libx264rgb", pix_fmt="rgb24", crf=0) as w:
@@ -297,3 +369,186 @@ def test_lossless_option_round_trips_exactly(tmp_path):
     r = DatasetReader(tmp_path / "d")
     np.testing.assert_array_equal(np.asarray(r.episode(0).frames["side"]), ep.frames["side"])
     assert r.info["features"]["observation.images.side"]["info"]["video.codec"] == "h264"
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_writer_never_deletes_files_it_did_not_write(tmp_path):
+    """Files the writer cannot prove it wrote survive opening, closing and appending; a warning names them."""
+    root = tmp_path / "d"
+    _write(root, n=2, T=5)
+    foreign = {
+        "data/chunk-000/file-002.parquet": b"not ours",  # where episode 2 would go
+        "videos/observation.images.front/chunk-000/file-003.mp4": b"not ours either",
+        "data/chunk-000/file-007.parquet": b"a LeRobot file",
+        "videos/observation.images.side/chunk-000/file-009.mp4": b"another",
+        "notes.txt": b"my notes",
+    }
+    for rel, data in foreign.items():
+        (root / rel).write_bytes(data)
+    with pytest.warns(UserWarning, match=r"left in place.*file-002\.parquet.*file-009\.mp4"):
+        DatasetWriter(root, fps=10).close()
+    assert {rel: (root / rel).read_bytes() for rel in foreign} == foreign
+    new = [make_synthetic_episode(T=4, seed=s) for s in (5, 6)]
+    with pytest.warns(UserWarning, match="left in place"), DatasetWriter(root, fps=10) as w:
+        assert [w.add_episode(ep) for ep in new] == [2, 3]
+    assert {rel: (root / rel).read_bytes() for rel in foreign} == foreign
+    r = DatasetReader(root)
+    assert len(r) == 4
+    # slots 2 and 3 are taken by the foreign files: the new episodes went to the next free ones
+    assert [r.data_path(i).name for i in (2, 3)] == ["file-004.parquet", "file-005.parquet"]
+    for i, ep in zip((2, 3), new, strict=True):
+        np.testing.assert_allclose(r.episode(i).actions, ep.actions, atol=1e-6)
+        assert np.abs(np.asarray(r.episode(i).frames["front"]).astype(int) - ep.frames["front"]).mean() < 2
+    report = check_dataset(root, progress=False)
+    assert report.bad_episodes == [] and "no committed episode uses" in report.dataset_problems[0]
+
+
+def test_writer_keeps_lerobot_files_beyond_total_episodes(tmp_path):
+    """After LeRobot's delete_episodes a file index can exceed total_episodes; those files are live."""
+    root = tmp_path / "d"
+    eps = _write(root, n=2, T=5)
+    for sub, ext in [("meta/episodes", "parquet"), ("data", "parquet")] + [
+        (f"videos/observation.images.{c}", "mp4") for c in ("front", "side")
+    ]:
+        (root / sub / f"chunk-000/file-001.{ext}").rename(root / sub / f"chunk-000/file-006.{ext}")
+    path = root / "meta/episodes/chunk-000/file-006.parquet"
+    rows = pq.read_table(path).to_pylist()
+    for col in rows[0]:
+        if col.endswith("file_index"):
+            rows[0][col] = 6
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    (root / "meta/actionimages_checksums.json").unlink(missing_ok=True)  # as LeRobot would leave it
+    DatasetWriter(root, fps=10).close()
+    with DatasetWriter(root, fps=10) as w:
+        w.add_episode(make_synthetic_episode(T=3, seed=4))
+    r = DatasetReader(root)
+    np.testing.assert_allclose(r.episode(1).actions, eps[1].actions, atol=1e-6)
+    assert r.data_path(1).name == "file-006.parquet" and r.num_frames(2) == 3
+    assert check_dataset(root, full=True, progress=False).ok
+
+
+def test_writer_refuses_a_foreign_row_for_the_next_episode(tmp_path):
+    """A metadata file the writer did not write, holding a row for the next episode, would shadow it."""
+    root = tmp_path / "d"
+    _write(root, n=1, T=4)
+    rows = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    rows[0]["episode_index"] = 1
+    pq.write_table(pa.Table.from_pylist(rows), root / "meta/episodes/chunk-000/file-005.parquet")
+    with pytest.warns(UserWarning, match="file-005"), DatasetWriter(root, fps=10) as w:
+        with pytest.raises(DataError, match=r"file-005\.parquet has a row for episode 1.*Remove it by hand"):
+            w.add_episode(make_synthetic_episode(T=4, seed=1))
+    assert len(DatasetReader(root)) == 1
+
+
+def test_full_check_verifies_checksums(tmp_path):
+    """Flipped bytes that decode fine are caught by ``check --full`` through the recorded SHA-256."""
+    root = tmp_path / "d"
+    _write(root, n=2, T=6)
+    with DatasetWriter(root, fps=10) as w:  # an append records its files too
+        w.add_episode(make_synthetic_episode(T=5, seed=3))
+    sums = json.loads((root / "meta/actionimages_checksums.json").read_text())["files"]
+    unrecorded = {".actionimages.lock", "meta/info.json", "meta/actionimages_checksums.json"}
+    assert set(_files(root)) - set(sums) == unrecorded
+    report = check_dataset(root, full=True, progress=False)
+    assert report.ok and report.notes == []
+    original = _files(root)
+    for rel in [
+        "videos/observation.images.side/chunk-000/file-002.mp4",
+        "data/chunk-000/file-001.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "meta/stats.json",
+    ]:
+        data = bytearray(original[rel])
+        k = len(data) // 2
+        data[k : k + 2] = bytes([data[k] ^ 0x01, data[k + 1] ^ 0x01])  # two flipped bits
+        (root / rel).write_bytes(bytes(data))
+        report = check_dataset(root, full=True, progress=False)
+        assert any("checksum mismatch" in p and rel in p for p in report.problems()), (rel, report.to_dict())
+        (root / rel).write_bytes(original[rel])
+    assert check_dataset(root, full=True, progress=False).ok
+    (root / "meta/actionimages_checksums.json").unlink()
+    report = check_dataset(root, full=True, progress=False)
+    assert report.ok and "no checksums recorded" in report.notes[0]
+
+
+def test_truncated_video_is_named_truncated_wherever_it_is_cut(tmp_path):
+    """FFmpeg reports a cut-off mp4 as EPERM, EOF, 'decoder not found', ...: we say truncated or corrupt."""
+    root = tmp_path / "d"
+    _write(root, n=1, T=12)
+    path = root / "videos/observation.images.front/chunk-000/file-000.mp4"
+    data = path.read_bytes()
+    r = DatasetReader(root)
+    failed = 0
+    for cut in range(0, len(data), max(1, len(data) // 25)):
+        path.write_bytes(data[:cut])
+        try:
+            r.frames(0, "front", np.arange(12))
+        except DataError as exc:  # (a cut in the trailing bytes may lose no frame)
+            failed += 1
+            msg = str(exc)
+            assert "file-000.mp4" in msg and ("truncated or corrupt" in msg or "no frame" in msg), (cut, msg)
+            assert "PermissionError" not in msg and "IndexError" not in msg, (cut, msg)
+        for full in (False, True):
+            problems = check_dataset(root, full=full, progress=False).episodes[0].problems
+            assert all("file-000.mp4" in p for p in problems), (cut, problems)
+            assert problems or not full, cut  # --full always notices (the checksum, at least)
+    assert failed > 20
+
+
+def test_missing_frame_data_is_reported_missing(tmp_path):
+    root = tmp_path / "d"
+    _write(root, n=2, T=4)
+    (root / "data/chunk-000/file-001.parquet").unlink()
+    with pytest.raises(DataError, match=r"episode 1: frame data missing: .*file-001\.parquet"):
+        DatasetReader(root).episode(1)
+    report = check_dataset(root, progress=False)
+    assert report.bad_episodes == [1] and "frame data missing" in report.episodes[1].problems[0]
+
+
+def test_info_says_when_the_dataset_fails_its_check(tmp_path, capsys):
+    from actionimages.cli import main
+    from actionimages.data import dataset_info
+
+    root = tmp_path / "d"
+    _write(root, n=2, T=4)
+    assert dataset_info(root)["check"] == {"ok": True, "problems": [], "count": 0}
+    (root / "data/chunk-000/file-001.parquet").unlink()
+    info = json.loads((root / "meta/info.json").read_text())
+    info["total_frames"] = 99
+    (root / "meta/info.json").write_text(json.dumps(info))
+    summary = dataset_info(root)
+    assert summary["frames"] == 99 and summary["duration_s"] == pytest.approx(9.9)  # one number, not two
+    assert not summary["check"]["ok"] and summary["check"]["count"] == 2
+    assert main(["dataset", "info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "FAILS: 2 problem(s)" in out and "frame data missing" in out and "total_frames 99" in out
+    (root / "meta/actionimages_checksums.json").unlink()
+    assert main(["dataset", "check", "--full", str(root)]) == 1
+    assert "note: no checksums recorded" in capsys.readouterr().out
+
+
+def test_bad_stored_actions_name_the_dataset_and_episode(tmp_path):
+    """An episode recorded elsewhere (a sim seed) is named by dataset and episode when its data is bad."""
+    root = tmp_path / "d"
+    eps = [make_synthetic_episode(T=4, seed=s) for s in range(2)]
+    eps[1].info["source"] = "actionimages.sim reach_target/train/seed7"
+    with DatasetWriter(root, fps=10) as w:
+        for ep in eps:
+            w.add_episode(ep)
+    path = root / "data/chunk-000/file-001.parquet"
+    table = pq.read_table(path)
+    bad = np.full((4, 7), np.nan, dtype=np.float32)
+    col = pa.FixedSizeListArray.from_arrays(pa.array(bad.reshape(-1)), 7)
+    pq.write_table(table.set_column(table.column_names.index("action"), "action", col), path)
+    r = DatasetReader(root)
+    with pytest.raises(
+        DataError, match=rf"{root} episode 1 \(recorded from actionimages\.sim .*seed7\).*NaN"
+    ):
+        r.episode(1)
+    builder = SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=True)
+    with pytest.raises(DataError, match=rf"{root} episode 1 "):  # what train-vae's samples raise
+        ClipDataset(r, builder)[1]
+    assert r.episode(0).info["source"].startswith(f"{root} episode 0 (recorded from synthetic")

@@ -80,6 +80,12 @@ def test_rlbench_bad_input(tmp_path):
     (d / "view0" / "rgb" / "video.mp4").write_bytes(b"\x00" * 64)
     with pytest.raises(DataError, match=r"view0.*video\.mp4"):
         RLBenchReader(tmp_path).episode(0)
+    write_rlbench_episode(d, steps=8)
+    params = json.loads((d / "view1" / "camera_params.json").read_text())
+    for bad in ("fx", [["a", 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 1]]):  # text, text, ragged
+        (d / "view1" / "camera_params.json").write_text(json.dumps({**params, "intrinsics": bad}))
+        with pytest.raises(DataError, match=r"rlbench episode 0.*view1/camera_params\.json.*bad calibration"):
+            RLBenchReader(tmp_path).episode(0)
 
 
 def test_droid_reader(tmp_path):
@@ -119,6 +125,11 @@ def test_droid_bad_input(tmp_path):
     write_droid_episode(d, steps=9)
     (d / "ext1.mp4").unlink()
     with pytest.raises(DataError, match="camera count differs from video count"):
+        DroidReader(tmp_path).episode(0)
+    write_droid_episode(d, steps=9)
+    meta = json.loads((d / "metadata.json").read_text())
+    (d / "metadata.json").write_text(json.dumps({**meta, "ext1_intrinsics": ["fx", 1, 2, 3]}))
+    with pytest.raises(DataError, match="droid episode 0.*ext1: intrinsics must be numbers"):
         DroidReader(tmp_path).episode(0)
 
 
@@ -180,3 +191,51 @@ def test_source_registry_walk(tmp_path):
         @register_source
         class Other:
             kind = "droid"
+
+
+def _convert(*argv):
+    from actionimages.cli import main
+
+    return main(["dataset", "convert", *map(str, argv)])
+
+
+def test_convert_refuses_a_negative_limit(rlbench_root, tmp_path, capsys):
+    assert _convert(rlbench_root[0], tmp_path / "out", "--limit", "-1") == 2
+    assert "--limit must be 0 or more, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_rerun_adds_only_missing_episodes(rlbench_root, tmp_path, capsys):
+    """Episodes are keyed by source path and episode: a re-run after a failure adds only the rest."""
+    from actionimages.data import DatasetReader
+
+    root, out = rlbench_root[0], tmp_path / "out"
+    assert _convert(root, out, "--limit", "1") == 0  # an interrupted run, say
+    assert "wrote 1 episodes" in capsys.readouterr().out
+    assert _convert(root, out) == 0
+    assert "wrote 1 episodes" in capsys.readouterr().out and len(DatasetReader(out)) == 2
+    assert _convert(root, out) == 0
+    assert "wrote 0 episodes to" in capsys.readouterr().out
+    r = DatasetReader(out)
+    assert len(r) == 2 and r.meta(1)["actionimages/key"] == f"convert:{root.resolve()}#reach_target/episode1"
+    np.testing.assert_allclose(r.episode(1).actions, RLBenchReader(root).episode(1).actions, atol=1e-5)
+    # a LeRobot dataset converts too, and re-converting it adds nothing
+    assert _convert(out, tmp_path / "copy") == 0 and _convert(out, tmp_path / "copy") == 0
+    assert len(DatasetReader(tmp_path / "copy")) == 2
+    assert "skipped 2 already converted" in capsys.readouterr().out
+
+
+def test_convert_refuses_to_convert_a_dataset_into_itself(rlbench_root, tmp_path, capsys):
+    from actionimages.data import DatasetReader
+
+    out = tmp_path / "out"
+    assert _convert(rlbench_root[0], out) == 0
+    before = _tree(out)
+    for dst in (out, tmp_path / "." / "out" / ".." / "out"):
+        assert _convert(out, dst) == 2
+        assert "same directory" in capsys.readouterr().err
+    assert _tree(out) == before and len(DatasetReader(out)) == 2
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

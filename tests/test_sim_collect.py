@@ -60,6 +60,25 @@ def test_collect_cli_writes_a_readable_dataset(tmp_path, capsys):
         np.testing.assert_allclose(ep.actions[:, :6], ep.state[:, :6], atol=1e-5)
     assert tasks == {"reach_target", "push_button"}
 
+    # the same command again adds nothing; asking for more adds only the missing seeds
+    assert (
+        main(args + ["--image-size", "64", "--cameras", "front,wrist", "--workers", "1", "--seed", "3"]) == 0
+    )
+    captured = capsys.readouterr()
+    rerun = json.loads(captured.out.strip().splitlines()[-1])
+    assert rerun["kept"] == {"reach_target": 2, "push_button": 2} and len(data.DatasetReader(out)) == 4
+    assert (
+        rerun["skipped"] == {"reach_target": 2, "push_button": 2} and "skipped 4 episode(s)" in captured.err
+    )
+    args[args.index("--episodes") + 1] = "3"
+    assert (
+        main(args + ["--image-size", "64", "--cameras", "front,wrist", "--workers", "1", "--seed", "3"]) == 0
+    )
+    more = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert more["skipped"] == {"reach_target": 2, "push_button": 2} and len(data.DatasetReader(out)) == 6
+    keys = [data.DatasetReader(out).meta(i)["actionimages/key"] for i in range(6)]
+    assert keys[0] == "sim:reach_target/train/seed3" and len(set(keys)) == 6
+
 
 def test_collect_cli_rejects_bad_names(tmp_path, capsys):
     assert main(["collect", "--task", "nope", "--episodes", "1", "--out", str(tmp_path / "a")]) == 2

@@ -3,6 +3,8 @@
 Episodes are recorded in parallel processes and written in seed order by
 :class:`actionimages.data.DatasetWriter`. Only successful episodes are kept unless
 ``--keep-failed``; failed seeds are replaced by further seeds (at most ``--max-attempts`` × N).
+Each episode is keyed by task, split and seed: a seed already in the dataset is not recorded
+again but counts as kept, so re-running the same command adds only what is missing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def _episode(rec):
         fps=rec.fps,
         info=rec.info,
     )
+
+
+def episode_key(task: str, split: str, seed: int) -> str:
+    """The dataset key of a collected episode: what makes re-running ``collect`` idempotent."""
+    return f"sim:{task}/{split}/seed{int(seed)}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     n = args.episodes
     kept = {t: 0 for t in tasks}
+    skipped = {t: 0 for t in tasks}
     failed = {t: [] for t in tasks}
     next_seed = {t: args.seed for t in tasks}
     budget = {t: n if args.keep_failed else max(n, int(args.max_attempts * n)) for t in tasks}
@@ -70,11 +78,18 @@ def run(args: argparse.Namespace) -> int:
         while True:
             jobs = []
             for t in tasks:  # top up each task with fresh seeds for its missing episodes
-                missing = min(n - kept[t], budget[t])
-                for _ in range(max(0, missing)):
-                    jobs.append((t, next_seed[t]))
+                queued = 0
+                while kept[t] + queued < n and budget[t] > 0:
+                    seed = next_seed[t]
                     next_seed[t] += 1
                     budget[t] -= 1
+                    if episode_key(t, args.split, seed) in writer.keys:  # written by an earlier run
+                        kept[t] += 1
+                        skipped[t] += 1
+                        bar.update(1)
+                    else:
+                        jobs.append((t, seed))
+                        queued += 1
             if not jobs:
                 break
             for rec in record_many(
@@ -84,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                     failed[rec.task].append(rec.info["seed"])
                     if not args.keep_failed:
                         continue
-                writer.add_episode(_episode(rec))
+                writer.add_episode(_episode(rec), key=episode_key(rec.task, args.split, rec.info["seed"]))
                 kept[rec.task] += 1
                 bar.update(1)
     bar.close()
@@ -94,7 +109,14 @@ def run(args: argparse.Namespace) -> int:
         "kept": kept,
         "failed_seeds": failed,
         "failed": sum(len(v) for v in failed.values()),
+        "skipped": skipped,
     }
+    if any(skipped.values()):
+        print(
+            f"actionimages collect: skipped {sum(skipped.values())} episode(s) already in {out} "
+            f"(same task, split and seed): {skipped}",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     short = {t: n - k for t, k in kept.items() if k < n}
     if short:

@@ -22,6 +22,8 @@ def _check(args: argparse.Namespace) -> int:
                 print(f"  - {p}")
     for p in report.dataset_problems:
         print(f"dataset: {p}")
+    for note in report.notes:
+        print(f"note: {note}")
     n, bad = len(report.episodes), len(report.bad_episodes)
     status = "OK" if report.ok else "PROBLEMS"
     print(
@@ -52,28 +54,62 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"  [{i}] {text}")
     for cam, c in info["cameras"].items():
         lines.append(f"camera       {cam}: {c['width']}x{c['height']} {c['codec']} {c['pix_fmt']}")
+    check = info["check"]
+    if check["ok"]:
+        lines.append("check        metadata and frame data OK (videos: actionimages dataset check)")
+    else:
+        lines.append(
+            f"check        FAILS: {check['count']} problem(s); the numbers above may disagree. "
+            f"Run: actionimages dataset check {args.dir}"
+        )
+        lines += [f"  - {p}" for p in check["problems"]]
     print("\n".join(lines))
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from tqdm import tqdm
 
     from actionimages.data import DatasetWriter, open_source
+    from actionimages.data.lerobot import dataset_keys
+    from actionimages.errors import ActionImagesError
 
+    if args.limit is not None and args.limit < 0:
+        raise ActionImagesError(f"--limit must be 0 or more, got {args.limit}")
+    src_root, dst_root = Path(args.src).resolve(), Path(args.dst).resolve()
+    if src_root == dst_root:
+        raise ActionImagesError(
+            f"source and destination are the same directory ({src_root}): converting a dataset into "
+            "itself would append a copy of every episode; give another DST"
+        )
     src = open_source(args.src, kind=args.kind)
     n = len(src) if args.limit is None else min(len(src), args.limit)
+    # an episode's key is its source and its name there, so a re-run adds only what is missing
+    done = dataset_keys(args.dst)
+    written = skipped = 0
     writer = None
     try:
         for i in tqdm(range(n), desc=f"converting {args.src}"):
+            key = f"convert:{src_root}#{src.episode_id(i)}"
+            if key in done:
+                skipped += 1
+                continue
             ep = src.episode(i)
             if writer is None:
                 writer = DatasetWriter(args.dst, fps=ep.fps, robot_type=args.robot_type)
-            writer.add_episode(ep)
+                done = writer.keys
+                if key in done:
+                    skipped += 1
+                    continue
+            writer.add_episode(ep, key=key)
+            written += 1
     finally:
         if writer is not None:
             writer.close()
-    print(f"wrote {n} episodes to {args.dst}")
+    already = f" (skipped {skipped} already converted from {args.src})" if skipped else ""
+    print(f"wrote {written} episodes to {args.dst}{already}")
     return 0
 
 
@@ -91,11 +127,16 @@ def register(subparsers: Any) -> None:
     i.set_defaults(func=_info)
     v = sub.add_parser("convert", help="convert an RLBench / DROID / Bridge layout to LeRobot v3")
     v.add_argument("src", help="source directory")
-    v.add_argument("dst", help="output LeRobot v3 directory (appended to if it exists)")
+    v.add_argument(
+        "dst",
+        help="output LeRobot v3 directory (appended to if it exists; episodes already converted are skipped)",
+    )
     v.add_argument(
         "--kind", choices=["rlbench", "droid", "bridge", "lerobot"], default=None, help="default: detect"
     )
-    v.add_argument("--limit", type=int, default=None, help="convert at most this many episodes")
+    v.add_argument(
+        "--limit", type=int, default=None, help="convert only the first N source episodes (N >= 0)"
+    )
     v.add_argument("--robot-type", default="panda")
     v.set_defaults(func=_convert)
 

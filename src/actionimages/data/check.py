@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from actionimages.atomic import TMP_PREFIX
+from actionimages.atomic import TMP_PREFIX, sha256_file
 from actionimages.data.episode import calibration_from_json
-from actionimages.data.lerobot import EXT, DatasetReader, chunk_file, video_key
-from actionimages.data.video import _AV_ERRORS, _open, count_frames, decode_frames
+from actionimages.data.lerobot import (
+    CHECKSUMS_PATH,
+    EPISODE_DIRS,
+    EXT,
+    JOURNAL_PATH,
+    DatasetReader,
+    episode_dir_files,
+    read_checksums,
+    video_key,
+)
+from actionimages.data.video import count_frames, decode_frames, probe_video
 from actionimages.errors import DataError
 
 
@@ -31,11 +40,12 @@ class EpisodeReport:
 
 @dataclass
 class CheckReport:
-    """Result of :func:`check_dataset`."""
+    """Result of :func:`check_dataset`; ``notes`` say what could not be checked (not problems)."""
 
     root: str
     episodes: list[EpisodeReport]
     dataset_problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,6 +55,15 @@ class CheckReport:
     def bad_episodes(self) -> list[int]:
         return [e.index for e in self.episodes if not e.ok]
 
+    def problems(self) -> list[str]:
+        """Every problem as one line (dataset problems first)."""
+        per_episode = [
+            p if f"episode {e.index}" in p else f"episode {e.index}: {p}"
+            for e in self.episodes
+            for p in e.problems
+        ]
+        return [*self.dataset_problems, *per_episode]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": self.root,
@@ -52,54 +71,74 @@ class CheckReport:
             "dataset_problems": self.dataset_problems,
             "episodes": {e.index: e.problems for e in self.episodes if e.problems},
             "checked_episodes": len(self.episodes),
+            "notes": self.notes,
         }
 
 
-def _video_frames_header(path: Path) -> tuple[int, int, int]:
-    """(frames from the container header, width, height)."""
-    with _open(path) as c:
-        s = c.streams.video[0]
-        return int(s.frames), int(s.codec_context.width), int(s.codec_context.height)
+class _Checker:
+    """State shared by the episode checks of one dataset: recorded checksums, hashes computed, and
+    how many frames each video file has and how many its episodes use (packed files are shared)."""
 
+    def __init__(self, reader: DatasetReader, full: bool, videos: bool = True) -> None:
+        self.reader, self.full, self.videos = reader, full, videos
+        self.checksums = read_checksums(reader.root) if full else None
+        self.hashes: dict[str, str] = {}
+        self.video_frames: dict[Path, tuple[int, int]] = {}  # path -> (frames in file, frames used)
+        self.unhashed: list[int] = []  # episodes with a file no checksum covers
 
-def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeReport:
-    """Check one episode: metadata, calibration, actions, frame counts and videos.
+    def sha256(self, rel: str) -> str:
+        if rel not in self.hashes:
+            self.hashes[rel] = sha256_file(self.reader.root / rel)
+        return self.hashes[rel]
 
-    ``full`` decodes every frame of every video; otherwise the container header is read and the
-    first and last frames are decoded (which catches truncation and corruption in practice).
-    """
-    rep = EpisodeReport(i)
-    try:
-        row = reader.meta(i)
-    except DataError as exc:
-        rep.problems.append(str(exc))
-        return rep
-    T = int(row["length"])
-    cams = reader.cameras
-
-    # calibration
-    calib = row.get(EXT + "calibration")
-    if calib is None:
-        rep.problems.append("missing calibration (no actionimages/calibration)")
-    else:
+    def episode(self, i: int) -> EpisodeReport:
+        rep = EpisodeReport(i)
         try:
-            parsed = calibration_from_json(calib, f"episode {i}")
-            for cam in cams:
-                if cam not in parsed:
-                    rep.problems.append(f"missing calibration for camera {cam!r}")
-                    continue
-                spec = parsed[cam]
-                if isinstance(spec, list) and len(spec) != T:
-                    rep.problems.append(f"camera {cam!r}: {len(spec)} per-frame calibrations for {T} frames")
-            extra = sorted(set(parsed) - set(cams))
-            if extra:
-                rep.problems.append(f"calibration for cameras without video: {extra}")
+            row = self.reader.meta(i)
         except DataError as exc:
             rep.problems.append(str(exc))
+            return rep
+        T = int(row["length"])
+        self._calibration(row, i, T, rep)
+        self._frame_data(i, T, rep)
+        if self.videos:
+            for cam in self.reader.cameras:
+                try:
+                    self._video(i, cam, T, rep)
+                except DataError as exc:
+                    rep.problems.append(str(exc))
+        if self.checksums is not None:
+            self._checksums(i, rep)
+        return rep
 
-    # frame data
-    try:
-        arrays = reader.arrays(i)
+    def _calibration(self, row: dict[str, Any], i: int, T: int, rep: EpisodeReport) -> None:
+        cams = self.reader.cameras
+        calib = row.get(EXT + "calibration")
+        if calib is None:
+            rep.problems.append("missing calibration (no actionimages/calibration)")
+            return
+        try:
+            parsed = calibration_from_json(calib, f"episode {i}")
+        except DataError as exc:
+            rep.problems.append(str(exc))
+            return
+        for cam in cams:
+            if cam not in parsed:
+                rep.problems.append(f"missing calibration for camera {cam!r}")
+                continue
+            spec = parsed[cam]
+            if isinstance(spec, list) and len(spec) != T:
+                rep.problems.append(f"camera {cam!r}: {len(spec)} per-frame calibrations for {T} frames")
+        extra = sorted(set(parsed) - set(cams))
+        if extra:
+            rep.problems.append(f"calibration for cameras without video: {extra}")
+
+    def _frame_data(self, i: int, T: int, rep: EpisodeReport) -> None:
+        try:
+            arrays = self.reader.arrays(i)
+        except DataError as exc:
+            rep.problems.append(str(exc))
+            return
         acts = arrays["action"]
         if acts.ndim != 2 or acts.shape[1] != 7:
             rep.problems.append(f"actions have shape {acts.shape}, expected (T, 7)")
@@ -111,49 +150,112 @@ def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeR
             rep.problems.append("NaN/inf in observation.state")
         if len(acts) != T:
             rep.problems.append(f"frame-count mismatch: metadata length {T}, frame data has {len(acts)} rows")
-    except DataError as exc:
-        rep.problems.append(str(exc))
 
-    # videos
-    for cam in cams:
-        try:
-            path = reader.video_path(i, cam)
-        except DataError as exc:
-            rep.problems.append(str(exc))
-            continue
+    def _video(self, i: int, cam: str, T: int, rep: EpisodeReport) -> None:
+        reader, label = self.reader, f"episode {i} camera {cam!r}"
+        path = reader.video_path(i, cam)
+        first, end = reader.video_span(i, cam)
+        if end - first != T:
+            rep.problems.append(
+                f"frame-count mismatch: {video_key(cam)} from/to timestamps span {end - first} frames, "
+                f"episode has {T}"
+            )
         if not path.exists():
             rep.problems.append(f"video missing: {path}")
-            continue
+            return
+        head = probe_video(path, label)
+        shape = reader.info["features"][video_key(cam)]["shape"]
+        if (head["video.height"], head["video.width"]) != (int(shape[0]), int(shape[1])):
+            rep.problems.append(
+                f"{path}: video is {head['video.width']}x{head['video.height']}, "
+                f"features say {shape[1]}x{shape[0]}"
+            )
+        n = head["video.frames"]  # 0 where the header does not say
+        if self.full:
+            n = count_frames(path, where=label)
+            if n == 0:
+                rep.problems.append(f"{label}: {path}: truncated or corrupt video (no decodable frames)")
+                return
+        elif T > 0:
+            decode_frames(path, [first, first + T - 1], reader.fps, where=label)
+        if n and n < first + T:
+            what = f"frames {first}..{first + T - 1}" if first else f"{T} frames"
+            rep.problems.append(f"frame-count mismatch: {path} has {n} frames, episode needs {what}")
+        if n:
+            have, used = self.video_frames.get(path, (n, 0))
+            self.video_frames[path] = (have, max(used, first + T))
+
+    def _checksums(self, i: int, rep: EpisodeReport) -> None:
+        assert self.checksums is not None
         try:
-            n, w, h = _video_frames_header(path)
-            shape = reader.info["features"][video_key(cam)]["shape"]
-            if (h, w) != (int(shape[0]), int(shape[1])):
-                rep.problems.append(f"{path}: video is {w}x{h}, features say {shape[1]}x{shape[0]}")
-            if full:
-                n = count_frames(path, where=f"episode {i} camera {cam!r}")
-            elif T > 0:
-                decode_frames(path, [0, T - 1], reader.fps, where=f"episode {i} camera {cam!r}")
-            if n and n != T:
-                rep.problems.append(f"frame-count mismatch: {path} has {n} frames, episode has {T}")
-        except DataError as exc:
-            rep.problems.append(str(exc))
-        except _AV_ERRORS as exc:
-            rep.problems.append(f"unreadable video {path}: {exc}")
-    return rep
+            files = self.reader.episode_files(i)
+        except DataError:
+            return  # reported by the structural checks
+        covered = True
+        for rel in files:
+            want = self.checksums.get(rel)
+            if want is None:
+                covered = False
+            elif (self.reader.root / rel).exists() and self.sha256(rel) != want:
+                rep.problems.append(_changed(rel, self.hashes[rel], want))
+        if not covered:
+            self.unhashed.append(i)
 
 
-def check_dataset(root: str | Path, full: bool = False, progress: bool = True) -> CheckReport:
-    """Check every episode of the dataset at ``root`` (see :func:`check_episode`)."""
+def _changed(rel: str, got: str, want: str) -> str:
+    return (
+        f"checksum mismatch: {rel} changed since it was written "
+        f"(SHA-256 {got[:12]}..., {CHECKSUMS_PATH} records {want[:12]}...)"
+    )
+
+
+def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeReport:
+    """Check one episode: metadata, calibration, actions, frame counts and videos.
+
+    ``full`` decodes every frame of every video and verifies the SHA-256 of the episode's files
+    against ``meta/actionimages_checksums.json``; otherwise the container header is read and the
+    episode's first and last frames are decoded (which catches truncation and corruption in practice).
+    Episodes that LeRobot packed into one file are checked over their own span of it.
+    """
+    return _Checker(reader, full).episode(i)
+
+
+def _episode_ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    out, start = [], None
+    for k, i in enumerate(indices):
+        if start is None:
+            start = i
+        if k + 1 == len(indices) or indices[k + 1] != i + 1:
+            out.append(str(i) if i == start else f"{start}-{i}")
+            start = None
+    return ", ".join(out)
+
+
+def check_dataset(
+    root: str | Path, full: bool = False, progress: bool = True, videos: bool = True
+) -> CheckReport:
+    """Check every episode of the dataset at ``root`` (see :func:`check_episode`) and the dataset as a whole.
+
+    ``videos=False`` skips the videos (metadata, calibration and frame data only; what
+    ``dataset info`` runs). Files under ``data/``, ``meta/episodes/`` and ``videos/`` that no
+    committed episode uses are problems (LeRobot reads every parquet file there); so are leftovers
+    of an interrupted write, which the next :class:`DatasetWriter` removes.
+    """
+    root = Path(root)
     reader = DatasetReader(root)
+    checker = _Checker(reader, full, videos)
     problems: list[str] = []
     n = len(reader)
     total = 0
     reports = []
+    used: set[str] = set()
     for i in tqdm(range(n), desc="checking episodes", disable=not progress, leave=False):
-        rep = check_episode(reader, i, full=full)
+        rep = checker.episode(i)
         reports.append(rep)
         try:
             total += int(reader.meta(i)["length"])
+            used.update(reader.episode_files(i))
         except DataError:
             pass
     if total != int(reader.info.get("total_frames", total)):
@@ -162,45 +264,102 @@ def check_dataset(root: str | Path, full: bool = False, progress: bool = True) -
         )
     if n and not reader.cameras:
         problems.append("no video features in info.json")
-    # leftovers of an interrupted write: harmless for readers, removed by the next writer
-    cs = int(reader.info.get("chunks_size", 1000))
-    committed = {tuple(chunk_file(i, cs).values()) for i in range(n)}
-    leftovers = []
-    for p in sorted(Path(root).rglob("*")):
-        if p.is_file() and p.name.startswith(TMP_PREFIX):
-            leftovers.append(str(p.relative_to(root)))
-        elif p.is_file() and p.suffix in (".parquet", ".mp4") and p.parent.name.startswith("chunk-"):
-            try:
-                key = (int(p.parent.name.split("-")[1]), int(p.stem.split("-")[1]))
-            except (IndexError, ValueError):
-                continue
-            if key not in committed:
-                leftovers.append(str(p.relative_to(root)))
+    for path, (have, want) in sorted(checker.video_frames.items()):
+        if have > want:
+            problems.append(f"frame-count mismatch: {path} has {have} frames, its episodes use {want}")
+    problems += _stray_files(root, n, used)
+    if full:
+        problems += _dataset_checksums(checker)
+    return CheckReport(str(root), reports, problems, _notes(checker, full, n))
+
+
+def _stray_files(root: Path, n: int, used: set[str]) -> list[str]:
+    """Leftovers of an interrupted write, and files no committed episode uses."""
+    pending: set[str] = set()
+    journal = root / JOURNAL_PATH
+    if journal.exists():
+        try:
+            doc = json.loads(journal.read_text())
+            if int(doc["episode_index"]) >= n:
+                pending = {str(f) for f in doc["files"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return [f"{journal}: malformed writer journal: {exc}"]
+    leftovers = sorted(
+        {p.relative_to(root).as_posix() for p in root.rglob(TMP_PREFIX + "*") if p.is_file()}
+        | (pending - used) & set(episode_dir_files(root))
+    )
+    stray = [
+        f
+        for f in episode_dir_files(root)
+        if f not in used and f not in pending and not Path(f).name.startswith(TMP_PREFIX)
+    ]
+    out = []
     if leftovers:
-        problems.append(f"uncommitted leftover files from an interrupted write: {leftovers[:5]}")
-    return CheckReport(str(root), reports, problems)
+        out.append(
+            f"uncommitted leftover files from an interrupted write (the next DatasetWriter removes them): "
+            f"{leftovers[:5]}"
+        )
+    if stray:
+        out.append(
+            f"{len(stray)} file(s) under {'/, '.join(EPISODE_DIRS)}/ that no committed episode uses "
+            f"(not removed by the writer; LeRobot would read stray parquet files): {stray[:5]}"
+        )
+    return out
+
+
+def _dataset_checksums(checker: _Checker) -> list[str]:
+    """Verify the recorded checksums no episode check compared: ``stats.json``, ``tasks.parquet``, and
+    the files of episodes whose metadata could not be read."""
+    out = []
+    for rel, want in sorted((checker.checksums or {}).items()):
+        if rel in checker.hashes:
+            continue  # compared with its episode
+        if not (checker.reader.root / rel).exists():
+            if not rel.startswith(tuple(d + "/" for d in EPISODE_DIRS)):  # episodes' files: checked with them
+                out.append(f"{rel}: missing (its checksum is recorded in {CHECKSUMS_PATH})")
+        elif checker.sha256(rel) != want:
+            out.append(_changed(rel, checker.hashes[rel], want))
+    return out
+
+
+def _notes(checker: _Checker, full: bool, n: int) -> list[str]:
+    if not full or not n:
+        return []
+    if checker.checksums is None:
+        return [
+            f"no checksums recorded ({CHECKSUMS_PATH} absent: not written by actionimages' DatasetWriter, "
+            "or written before it recorded them); files were checked structurally only"
+        ]
+    if checker.unhashed:
+        return [
+            f"{len(checker.unhashed)} episode(s) have files without a recorded checksum (not written by "
+            f"actionimages' DatasetWriter); checked structurally only: {_episode_ranges(checker.unhashed)}"
+        ]
+    return []
 
 
 def dataset_info(root: str | Path) -> dict[str, Any]:
-    """Summary: episodes, frames, tasks, cameras, image sizes, fps, codec, video-only episodes."""
+    """Summary: episodes, frames, tasks, cameras, image sizes, fps, codec, video-only episodes.
+
+    The numbers come from the episode rows that can be read; ``check`` is the result of a quick
+    :func:`check_dataset` (metadata and frame data, no video decoding): ``{"ok": bool, "problems":
+    [first problems]}``, so a summary of a broken dataset says that it is broken.
+    """
     reader = DatasetReader(root)
     info = reader.info
     n = len(reader)
     lengths, task_names, video_only = [], set(), 0
-    ep_files = sorted(Path(root).glob("meta/episodes/chunk-*/file-*.parquet"))
-    for p in ep_files:
-        cols = [
-            c
-            for c in ("episode_index", "length", EXT + "task", EXT + "has_actions")
-            if c in pq.read_schema(p).names
-        ]
-        for row in pq.read_table(p, columns=cols).to_pylist():
-            if row["episode_index"] >= n:
-                continue  # uncommitted
-            lengths.append(int(row["length"]))
-            if row.get(EXT + "task"):
-                task_names.add(row[EXT + "task"])
-            video_only += int(row.get(EXT + "has_actions") is False)
+    for i in range(n):
+        try:
+            row = reader.meta(i)
+        except DataError:
+            continue  # reported by the check below
+        lengths.append(int(row["length"]))
+        if row.get(EXT + "task"):
+            task_names.add(row[EXT + "task"])
+        video_only += int(row.get(EXT + "has_actions") is False)
+    report = check_dataset(root, progress=False, videos=False)
+    frames = int(info.get("total_frames", sum(lengths)))  # the committed total (the check compares it)
     feats = info["features"]
     cameras = {
         cam: {
@@ -216,9 +375,9 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
         "codebase_version": info["codebase_version"],
         "robot_type": info.get("robot_type"),
         "episodes": n,
-        "frames": int(info.get("total_frames", sum(lengths))),
+        "frames": frames,
         "fps": reader.fps,
-        "duration_s": float(sum(lengths) / reader.fps),
+        "duration_s": float(frames / reader.fps),
         "episode_length": {"min": min(lengths), "max": max(lengths), "mean": float(np.mean(lengths))}
         if lengths
         else None,
@@ -226,4 +385,5 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
         "tasks": sorted(task_names),
         "cameras": cameras,
         "video_only_episodes": video_only,
+        "check": {"ok": report.ok, "problems": report.problems()[:10], "count": len(report.problems())},
     }

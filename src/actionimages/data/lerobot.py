@@ -10,13 +10,21 @@ Layout (the published LeRobot ``v3.0`` templates, one file per episode)::
     videos/observation.images.<camera>/chunk-CCC/file-FFF.mp4
 
 Episode ``e`` lives in chunk ``e // chunks_size``, file ``e % chunks_size`` (LeRobot's own
-file-index rollover), so each episode's files are written once and never touched again.
+file-index rollover) unless a file of that index already exists (then the next free index), so
+each episode's files are written once and never touched again.
 
 Atomicity: every file is written under a temporary name in its final directory, fsynced and
-renamed; ``meta/info.json`` (``total_episodes``) is replaced last and is the commit point. Files
-of episodes at or beyond ``total_episodes`` are leftovers of a crash: readers ignore them and the
-next writer removes them. Our additions live in extra columns prefixed ``actionimages/`` (per-episode
-calibration, task name, ``has_actions``, info), which LeRobot carries through unread.
+renamed; ``meta/info.json`` (``total_episodes``) is replaced last and is the commit point. Before
+writing an episode the writer records the files it is about to create (and the dataset statistics
+and tasks as they were) in ``meta/actionimages_journal.json``; the next writer deletes exactly those
+files if the episode never committed, plus its own temporary files, and nothing else: a file it
+cannot prove it wrote (one of LeRobot's, say, whose file index exceeds ``total_episodes`` after
+``delete_episodes``) is reported in a warning and left alone, and new episodes go to free file
+indices beside it. ``meta/actionimages_checksums.json`` holds the SHA-256 of every file the writer
+committed (``dataset check --full`` verifies them). An episode may carry a key (``actionimages/key``:
+its source and seed) so that re-running a collection or conversion adds only what is missing.
+Our additions live in extra columns prefixed ``actionimages/`` (per-episode calibration, task name,
+``has_actions``, info, key), which LeRobot carries through unread.
 """
 
 from __future__ import annotations
@@ -24,15 +32,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from actionimages.atomic import TMP_PREFIX, atomic_path, write_json_atomic
+from actionimages.atomic import TMP_PREFIX, atomic_path, sha256_file, write_json_atomic
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
 from actionimages.data.registry import register_source
@@ -62,6 +71,10 @@ EXT = "actionimages/"  # prefix of our extra per-episode columns
 ACTION_NAMES = ["x", "y", "z", "rx", "ry", "rz", "openness"]
 STATS_FRAMES = 16  # frames per episode sampled for image statistics
 LOCK_NAME = ".actionimages.lock"
+CHECKSUMS_PATH = "meta/actionimages_checksums.json"  # {"algorithm": "sha256", "files": {relative path: hex}}
+JOURNAL_PATH = "meta/actionimages_journal.json"  # the files of the episode being written
+KEY_COLUMN = EXT + "key"  # an episode's source and seed ("" if none): what makes re-runs idempotent
+EPISODE_DIRS = ("data", "meta/episodes", "videos")  # where per-episode files live
 JSON_STYLE: dict[str, Any] = {"indent": 4, "ensure_ascii": False}  # how LeRobot writes meta/*.json
 
 DEFAULT_FEATURES = {
@@ -136,6 +149,120 @@ def _read_tasks(root: Path) -> list[str]:
     for name, i in zip(names, order, strict=True):
         out[int(i)] = name
     return out
+
+
+# ----------------------------------------------------------------------------- what is on disk
+def read_checksums(root: str | Path) -> dict[str, str] | None:
+    """``{relative path: SHA-256}`` of the files :class:`DatasetWriter` committed (None: it recorded none)."""
+    path = Path(root) / CHECKSUMS_PATH
+    if not path.exists():
+        return None
+    doc = _load_json(path)
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("algorithm") != "sha256"
+        or not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise DataError(
+            f"{path}: not a checksum file (want {{'algorithm': 'sha256', 'files': {{path: hex}}}})"
+        )
+    return dict(files)
+
+
+def _is_episode_file(rel: Any) -> bool:
+    """Whether ``rel`` is a relative path inside ``data/``, ``meta/episodes/`` or ``videos/``."""
+    if not isinstance(rel, str):
+        return False
+    path = PurePosixPath(rel)
+    return (
+        not path.is_absolute()
+        and ".." not in path.parts
+        and rel.startswith(tuple(d + "/" for d in EPISODE_DIRS))
+    )
+
+
+def _write_checksums(root: Path, files: Mapping[str, str]) -> None:
+    doc = {"algorithm": "sha256", "files": dict(sorted(files.items()))}
+    write_json_atomic(root / CHECKSUMS_PATH, doc, **JSON_STYLE)
+
+
+def row_columns(info: Mapping[str, Any]) -> list[str]:
+    """The ``meta/episodes`` columns that say where an episode's files are (plus its key)."""
+    cols = ["episode_index", "length", "data/chunk_index", "data/file_index", KEY_COLUMN]
+    for key, feat in info.get("features", {}).items():
+        if feat.get("dtype") == "video":
+            cols += [
+                f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+            ]
+    return cols
+
+
+def episode_rows(
+    root: str | Path, columns: Sequence[str] | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(metadata file, row)`` for every row of every ``meta/episodes`` file, committed or not.
+
+    ``columns``: read only these (those a file lacks are left out of its rows).
+    """
+    for path in sorted((Path(root) / "meta/episodes").glob("chunk-*/file-*.parquet")):
+        try:
+            if columns is None:
+                table = pq.read_table(path)
+            else:
+                names = set(pq.read_schema(path).names)
+                table = pq.read_table(path, columns=[c for c in columns if c in names])
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{path}: unreadable episode metadata: {exc}") from exc
+        if "episode_index" not in table.column_names:
+            raise DataError(f"{path}: episode metadata without an episode_index column")
+        for row in table.to_pylist():
+            yield path, row
+
+
+def row_files(
+    root: str | Path, info: Mapping[str, Any], meta_file: Path, row: Mapping[str, Any]
+) -> list[str]:
+    """Paths (relative to ``root``, ``/``-separated) of an episode's metadata file, frame data and videos."""
+    out = [Path(meta_file).relative_to(root).as_posix()]
+    if row.get("data/chunk_index") is not None and row.get("data/file_index") is not None:
+        out.append(
+            info["data_path"].format(
+                chunk_index=int(row["data/chunk_index"]), file_index=int(row["data/file_index"])
+            )
+        )
+    for key, feat in info.get("features", {}).items():
+        chunk, file = row.get(f"videos/{key}/chunk_index"), row.get(f"videos/{key}/file_index")
+        if feat.get("dtype") == "video" and chunk is not None and file is not None:
+            template = info.get("video_path") or VIDEO_PATH
+            out.append(template.format(video_key=key, chunk_index=int(chunk), file_index=int(file)))
+    return out
+
+
+def dataset_keys(root: str | Path) -> dict[str, int]:
+    """``{key: episode index}`` of the committed, keyed episodes of the dataset at ``root`` ({} if none)."""
+    root = Path(root)
+    if not (root / INFO_PATH).exists():
+        return {}
+    n = int(_load_info(root)["total_episodes"])
+    rows = episode_rows(root, ["episode_index", KEY_COLUMN])
+    return {
+        str(r[KEY_COLUMN]): int(r["episode_index"])
+        for _, r in rows
+        if r.get(KEY_COLUMN) and r["episode_index"] < n
+    }
+
+
+def episode_dir_files(root: str | Path) -> list[str]:
+    """Every file under ``data/``, ``meta/episodes/`` and ``videos/`` (relative, ``/``-separated)."""
+    root = Path(root)
+    out = []
+    for sub in EPISODE_DIRS:
+        base = root / sub
+        if base.is_dir():
+            out += [p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()]
+    return sorted(out)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -227,7 +354,6 @@ class DatasetWriter:
             if abs(float(self.info["fps"]) - self.fps) > 1e-6:
                 self.close()
                 raise DataError(f"{self.root}: dataset fps is {self.info['fps']}, writer asked for {fps}")
-            self.stats = _load_json(self.root / STATS_PATH) if (self.root / STATS_PATH).exists() else {}
         else:
             leftovers = [
                 p.name for p in self.root.iterdir() if p.name not in (LOCK_NAME, "meta", "data", "videos")
@@ -250,9 +376,15 @@ class DatasetWriter:
                 "video_path": VIDEO_PATH,
                 "features": {},
             }
-            self.stats = {}
+        self._keys: dict[str, int] | None = None
+        self._claimed: dict[int, str] = {}  # uncommitted episode index -> a foreign file with a row for it
+        try:
+            self._recover()
+        except BaseException:
+            self.close()
+            raise
+        self.stats = _load_json(self.root / STATS_PATH) if (self.root / STATS_PATH).exists() else {}
         self.tasks = _read_tasks(self.root)
-        self._remove_uncommitted()
         if not info_path.exists():  # an empty but valid dataset from the start (readers see 0 episodes)
             write_json_atomic(info_path, self.info, **JSON_STYLE)
 
@@ -274,28 +406,93 @@ class DatasetWriter:
     def __len__(self) -> int:
         return int(self.info["total_episodes"])
 
-    def _remove_uncommitted(self) -> None:
-        """Delete temp files and files of episodes beyond ``total_episodes`` (a crashed append)."""
-        n, cs = int(self.info["total_episodes"]), int(self.info["chunks_size"])
-        for sub in ("data", "meta/episodes", "videos"):
-            base = self.root / sub
-            if not base.exists():
+    @property
+    def keys(self) -> dict[str, int]:
+        """``{key: episode index}`` of the committed episodes that carry a key (see :meth:`add_episode`)."""
+        if self._keys is None:
+            self._scan()
+        assert self._keys is not None
+        return self._keys
+
+    def _scan(self) -> set[str]:
+        """Read every episode row: note keys and foreign rows of uncommitted episodes; return files in use."""
+        n, used, keys, claimed = len(self), set(), {}, {}
+        for meta_file, row in episode_rows(self.root, row_columns(self.info)):
+            e = int(row["episode_index"])
+            if e >= n:
+                claimed.setdefault(e, meta_file.relative_to(self.root).as_posix())
                 continue
-            for path in base.rglob("*"):
-                if not path.is_file():
-                    continue
-                if path.name.startswith(TMP_PREFIX):
+            used.update(row_files(self.root, self.info, meta_file, row))
+            if row.get(KEY_COLUMN):
+                keys[str(row[KEY_COLUMN])] = e
+        self._keys, self._claimed = keys, claimed
+        return used
+
+    def _recover(self) -> None:
+        """Clean up after an interrupted append, deleting only files this writer provably wrote.
+
+        Deleted: files with the atomic module's temporary prefix, and the files the journal lists
+        for an episode that never committed (``stats.json`` and ``tasks.parquet`` go back to what
+        the journal saved). Any other file under ``data/``, ``meta/episodes/`` or ``videos/`` that no
+        committed episode uses is left in place and named in a warning.
+        """
+        for sub in ("meta", "data", "videos"):
+            base = self.root / sub
+            for path in base.rglob(TMP_PREFIX + "*") if base.is_dir() else []:
+                if path.is_file():
                     path.unlink()
-                    continue
-                try:
-                    chunk = int(path.parent.name.split("-")[1])
-                    file = int(path.stem.split("-")[1])
-                except (IndexError, ValueError):
-                    continue
-                if chunk * cs + file >= n:
-                    path.unlink()
-        for path in (self.root / "meta").glob(TMP_PREFIX + "*") if (self.root / "meta").exists() else []:
-            path.unlink()
+        self.checksums = read_checksums(self.root) or {}
+        self._undo_pending()
+        unknown = [f for f in episode_dir_files(self.root) if f not in self.checksums]
+        if unknown:
+            foreign = sorted(set(unknown) - self._scan())
+            if foreign:
+                more = f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+                warnings.warn(
+                    f"{self.root}: {len(foreign)} file(s) that no committed episode uses and that this "
+                    f"writer did not write are left in place (new episodes go beside them): "
+                    f"{foreign[:10]}{more}",
+                    stacklevel=3,
+                )
+
+    def _undo_pending(self) -> None:
+        """If the journal names an episode that never committed, delete its files and restore
+        ``stats.json`` and ``tasks.parquet``; then drop the journal."""
+        journal_path = self.root / JOURNAL_PATH
+        if not journal_path.exists():
+            return
+        journal = _load_json(journal_path)
+        if not isinstance(journal, dict) or not isinstance(journal.get("episode_index"), int):
+            raise DataError(f"{journal_path}: malformed writer journal (no episode_index)")
+        if journal["episode_index"] >= len(self):
+            self._undo(journal, journal_path)
+        journal_path.unlink()
+
+    def _undo(self, journal: Mapping[str, Any], journal_path: Path) -> None:
+        """Delete the files of the uncommitted episode ``journal`` names; restore stats and tasks."""
+        files = journal.get("files")
+        if not isinstance(files, list) or not all(_is_episode_file(f) for f in files):
+            raise DataError(f"{journal_path}: malformed writer journal (files must be episode file paths)")
+        for rel in files:
+            (self.root / rel).unlink(missing_ok=True)
+            self.checksums.pop(rel, None)
+        stats, tasks = journal.get("stats"), journal.get("tasks")
+        if stats:
+            write_json_atomic(self.root / STATS_PATH, stats, **JSON_STYLE)
+        else:
+            (self.root / STATS_PATH).unlink(missing_ok=True)
+        if isinstance(tasks, list) and tasks != _read_tasks(self.root):
+            if tasks:
+                _write_parquet_atomic(self.root / TASKS_PATH, _tasks_table(tasks))
+            else:
+                (self.root / TASKS_PATH).unlink(missing_ok=True)
+        for rel in (STATS_PATH, TASKS_PATH):
+            if rel in self.checksums and (self.root / rel).exists():
+                self.checksums[rel] = sha256_file(self.root / rel)
+            else:
+                self.checksums.pop(rel, None)
+        if (self.root / CHECKSUMS_PATH).exists():
+            _write_checksums(self.root, self.checksums)
 
     # -------------------------------------------------------------- features
     def _features_for(self, ep: Episode) -> dict[str, Any]:
@@ -332,14 +529,48 @@ class DatasetWriter:
                 )
 
     # -------------------------------------------------------------- append
-    def add_episode(self, episode: Episode) -> int:
-        """Write ``episode`` atomically and return its episode index."""
+    def _free_slot(self, e: int, video_keys: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """``(chunk/file index, {role: relative path})`` of the first file index at or after ``e``
+        where none of the episode's files exists yet (so no file is ever overwritten)."""
+        cs = int(self.info["chunks_size"])
+        video_path = self.info.get("video_path") or VIDEO_PATH
+        s = e
+        while True:
+            idx = chunk_file(s, cs)
+            rels = {"meta": EPISODES_PATH.format(**idx), "data": self.info["data_path"].format(**idx)}
+            rels.update({k: video_path.format(video_key=k, **idx) for k in video_keys})
+            if not any((self.root / r).exists() for r in rels.values()):
+                return idx, rels
+            s += 1
+
+    def add_episode(self, episode: Episode, key: str | None = None) -> int:
+        """Write ``episode`` atomically and return its episode index.
+
+        ``key`` (optional) names the episode's origin, e.g. ``"sim:reach_target/train/seed3"``; it is
+        stored in ``actionimages/key`` and listed in :attr:`keys`, and a key already in the dataset
+        is refused, so re-running a command that writes keyed episodes can skip what is there.
+        """
         if self._closed:
             raise DataError(f"{self.root}: writer is closed")
         if not isinstance(episode, Episode):
             raise DataError(f"{self.root}: add_episode needs an Episode, got {type(episode).__name__}")
         e = int(self.info["total_episodes"])
         where = f"{self.root} episode {e}"
+        ep_key = key  # (``key`` names feature keys below)
+        if ep_key is not None:
+            if not isinstance(ep_key, str) or not ep_key:
+                raise DataError(f"{where}: an episode key must be a non-empty string, got {ep_key!r}")
+            if ep_key in self.keys:
+                raise DataError(
+                    f"{where}: key {ep_key!r} is already episode {self.keys[ep_key]} of this dataset"
+                )
+        self._undo_pending()  # an earlier add_episode of this writer that raised part-way
+        if e in self._claimed:
+            raise DataError(
+                f"{where}: {self.root / self._claimed[e]} has a row for episode {e}, which was never "
+                "committed and which this writer did not write; it would be read as the new episode. "
+                "Remove it by hand (a leftover of an interrupted write by an older version?)"
+            )
         if abs(episode.fps - self.fps) > 1e-6:
             raise DataError(f"{where}: episode fps {episode.fps} differs from dataset fps {self.fps}")
         if e == 0 and not self.info["features"]:
@@ -348,8 +579,7 @@ class DatasetWriter:
             self._check_compatible(episode, where)
             features = self.info["features"]
         T = episode.num_frames
-        cs = int(self.info["chunks_size"])
-        idx = chunk_file(e, cs)
+        idx, rels = self._free_slot(e, [video_key(cam) for cam in episode.camera_names])
         start = int(self.info["total_frames"])
 
         if episode.instruction in self.tasks:
@@ -359,13 +589,22 @@ class DatasetWriter:
             task_index = len(self.tasks)
             new_tasks = [*self.tasks, episode.instruction]
 
+        # 0. the journal: what the next writer deletes if this episode never commits
+        journal = {
+            "episode_index": e,
+            "files": sorted(rels.values()),
+            "stats": self.stats,
+            "tasks": self.tasks,
+        }
+        write_json_atomic(self.root / JOURNAL_PATH, journal, **JSON_STYLE)
+
         # 1. videos
         ep_stats: dict[str, Any] = {}
         video_cols: dict[str, Any] = {}
         for cam in episode.camera_names:
             key = video_key(cam)
             frames = np.asarray(episode.frames[cam][np.arange(T)])
-            path = self.root / VIDEO_PATH.format(video_key=key, **idx)
+            path = self.root / rels[key]
             with atomic_path(path) as tmp:
                 encode_video(tmp, frames, self.fps, **self.video_opts)
             sel = np.linspace(0, T - 1, min(T, STATS_FRAMES)).round().astype(int)
@@ -395,7 +634,7 @@ class DatasetWriter:
                 "task_index": pa.array(np.full(T, task_index, dtype=np.int64)),
             }
         )
-        _write_parquet_atomic(self.root / DATA_PATH.format(**idx), data)
+        _write_parquet_atomic(self.root / rels["data"], data)
         ep_stats["action"] = _moments(actions)
         ep_stats["observation.state"] = _moments(state)
         for key, values in (("timestamp", data["timestamp"]), ("frame_index", frame_index)):
@@ -421,13 +660,18 @@ class DatasetWriter:
         row[EXT + "has_actions"] = episode.has_actions
         row[EXT + "calibration"] = json.dumps(calibration_to_json(episode.cameras))
         row[EXT + "info"] = json.dumps(episode.info, default=_json_default)
-        _write_parquet_atomic(self.root / EPISODES_PATH.format(**idx), pa.Table.from_pylist([row]))
+        row[KEY_COLUMN] = ep_key or ""
+        _write_parquet_atomic(self.root / rels["meta"], pa.Table.from_pylist([row]))
 
         # 4. dataset-level metadata; info.json last (the commit point)
         if new_tasks is not self.tasks:
             _write_parquet_atomic(self.root / TASKS_PATH, _tasks_table(new_tasks))
         stats = {k: _merge_stats(self.stats.get(k), v) for k, v in ep_stats.items()}
         write_json_atomic(self.root / STATS_PATH, _jsonable(stats), **JSON_STYLE)
+        checksums = dict(self.checksums)
+        for rel in [*rels.values(), STATS_PATH, *([TASKS_PATH] if new_tasks is not self.tasks else [])]:
+            checksums[rel] = sha256_file(self.root / rel)
+        _write_checksums(self.root, checksums)
         info = dict(self.info)
         info["features"] = features
         info["total_episodes"] = e + 1
@@ -435,7 +679,10 @@ class DatasetWriter:
         info["total_tasks"] = len(new_tasks)
         info["splits"] = {"train": f"0:{e + 1}"}
         write_json_atomic(self.root / INFO_PATH, info, **JSON_STYLE)
-        self.info, self.tasks, self.stats = info, new_tasks, _jsonable(stats)
+        (self.root / JOURNAL_PATH).unlink()  # committed; a journal that outlives a crash here is ignored
+        self.info, self.tasks, self.stats, self.checksums = info, new_tasks, _jsonable(stats), checksums
+        if ep_key is not None:
+            self.keys[ep_key] = e
         return e
 
 
@@ -489,7 +736,6 @@ class DatasetReader:
         if not self.root.is_dir():
             raise DataError(f"{self.root}: dataset directory does not exist")
         self._key: tuple[int, int, int] | None = None
-        self._rows: dict[int, dict[str, Any]] = {}
         self._refresh()
 
     # -------------------------------------------------------------- metadata
@@ -502,7 +748,11 @@ class DatasetReader:
         if key != self._key:
             self.info = _load_info(self.root)
             self.tasks = _read_tasks(self.root)
-            self._rows = {}
+            self._rows: dict[int, dict[str, Any]] = {}  # decoded rows
+            self._raw: dict[int, dict[str, Any]] = {}  # rows as read, of every metadata file loaded
+            self._row_file: dict[int, Path] = {}
+            self._loaded: set[Path] = set()
+            self._data: tuple[tuple[Path, int, int], pa.Table] | None = None  # last frame-data file read
             self._key = key
 
     @property
@@ -534,35 +784,58 @@ class DatasetReader:
             return self._rows[i]
         cs = int(self.info.get("chunks_size", CHUNKS_SIZE))
         path = self.root / EPISODES_PATH.format(**chunk_file(i, cs))
-        row = None
-        if path.exists():
-            row = self._row_from(path, i)
-        if row is None:  # a LeRobot-written dataset may pack several episodes per file
+        # its own file first; else every file (LeRobot packs episodes, and our writer moves an
+        # episode to a free file index when a file it did not write holds its own)
+        if path not in self._loaded and path.exists():
+            self._load_rows(path)
+        if i not in self._raw:
             for p in sorted((self.root / "meta/episodes").glob("chunk-*/file-*.parquet")):
-                row = self._row_from(p, i)
-                if row is not None:
-                    break
-        if row is None:
-            raise DataError(f"{self.root} episode {i}: no metadata row in meta/episodes")
+                if p not in self._loaded:
+                    self._load_rows(p)
+                    if i in self._raw:
+                        break
+        if i not in self._raw:
+            state = "has no row for it" if path.exists() else "is missing"
+            raise DataError(
+                f"{self.root} episode {i}: no metadata row in meta/episodes "
+                f"({path.relative_to(self.root)} {state}, and no other file has one)"
+            )
+        row = dict(self._raw[i])
         for col in ("calibration", "info"):
             raw = row.get(EXT + col)
             if isinstance(raw, str):
                 try:
                     row[EXT + col] = json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path} episode {i}: {EXT + col} is not valid JSON: {exc}") from exc
+                    raise DataError(
+                        f"{self._row_file[i]} episode {i}: {EXT + col} is not valid JSON: {exc}"
+                    ) from exc
         self._rows[i] = row
         return row
 
-    def _row_from(self, path: Path, i: int) -> dict[str, Any] | None:
+    def _load_rows(self, path: Path) -> None:
+        """Remember the rows of committed episodes in one ``meta/episodes`` file."""
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{path} episode {i}: unreadable episode metadata: {exc}") from exc
-        eps = table.column("episode_index").to_pylist()
-        if i not in eps:
-            return None
-        return {k: v[0] for k, v in table.slice(eps.index(i), 1).to_pydict().items()}
+            raise DataError(f"{path}: unreadable episode metadata: {exc}") from exc
+        if "episode_index" not in table.column_names:
+            raise DataError(f"{path}: episode metadata without an episode_index column")
+        self._loaded.add(path)
+        n = int(self.info["total_episodes"])
+        for row in table.to_pylist():
+            e = int(row["episode_index"])
+            if e < n and e not in self._raw:
+                self._raw[e], self._row_file[e] = row, path
+
+    def episode_files(self, i: int) -> list[str]:
+        """Paths (relative to the root) of episode ``i``'s files: metadata file, frame data, videos."""
+        row = self.meta(i)
+        return row_files(self.root, self.info, self._row_file[i], row)
+
+    def episode_id(self, i: int) -> str:
+        """A name of episode ``i`` that stays the same as the dataset grows: its index."""
+        return str(self._check_index(i))
 
     def num_frames(self, i: int) -> int:
         """Length of episode ``i`` (from metadata; no decoding)."""
@@ -582,6 +855,17 @@ class DatasetReader:
             file_index=int(row[f"videos/{key}/file_index"]),
         )
 
+    def video_span(self, i: int, camera: str) -> tuple[int, int]:
+        """``(first, end)``: episode ``i``'s frames of ``camera`` are frames ``first .. end - 1`` of its video
+        file (``first`` > 0 where LeRobot packed several episodes in one file), from the row's
+        ``from_timestamp`` / ``to_timestamp`` (``end = first + length`` without the latter)."""
+        row = self.meta(i)
+        key = video_key(camera)
+        first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * self.fps))
+        stop = row.get(f"videos/{key}/to_timestamp")
+        end = first + int(row["length"]) if stop is None else int(round(float(stop) * self.fps))
+        return first, end
+
     def data_path(self, i: int) -> Path:
         """Path of the parquet file holding episode ``i``'s frames."""
         row = self.meta(i)
@@ -599,25 +883,31 @@ class DatasetReader:
             raise IndexError(
                 f"{self.root} episode {i}: frame indices must lie in [0, {T}), got {idx.min()}..{idx.max()}"
             )
-        key = video_key(camera)
-        offset = float(row.get(f"videos/{key}/from_timestamp", 0.0) or 0.0)
-        fps = self.fps
         path = self.video_path(i, camera)
         if not path.exists():
             raise DataError(f"{self.root} episode {i}: video file missing: {path}")
-        first = int(round(offset * fps))  # episodes packed in one file (LeRobot) start at an offset
-        return decode_frames(path, idx + first, fps, where=f"episode {i} camera {camera!r}")
+        first, _ = self.video_span(i, camera)  # episodes packed in one file (LeRobot) start at an offset
+        return decode_frames(path, idx + first, self.fps, where=f"episode {i} camera {camera!r}")
 
     def arrays(self, i: int) -> dict[str, np.ndarray]:
         """Per-frame columns of episode ``i``: ``action`` (T, 7), ``observation.state`` (T, D), timestamps."""
         row = self.meta(i)
         path = self.data_path(i)
         try:
-            table = pq.read_table(
-                path, columns=["episode_index", "frame_index", "action", "observation.state", "timestamp"]
-            )
-        except (OSError, pa.ArrowException, KeyError) as exc:
-            raise DataError(f"{self.root} episode {i}: unreadable frame data {path}: {exc}") from exc
+            st = path.stat()
+        except FileNotFoundError:
+            raise DataError(f"{self.root} episode {i}: frame data missing: {path}") from None
+        stamp = (path, st.st_mtime_ns, st.st_size)
+        if self._data is not None and self._data[0] == stamp:  # episodes packed in one file (LeRobot)
+            table = self._data[1]
+        else:
+            try:
+                table = pq.read_table(
+                    path, columns=["episode_index", "frame_index", "action", "observation.state", "timestamp"]
+                )
+            except (OSError, pa.ArrowException, KeyError) as exc:
+                raise DataError(f"{self.root} episode {i}: unreadable frame data {path}: {exc}") from exc
+            self._data = (stamp, table)
         if int(row["dataset_to_index"]) - int(row["dataset_from_index"]) != table.num_rows:
             mask = np.asarray(table.column("episode_index")) == i
             table = table.filter(pa.array(mask))
@@ -654,7 +944,7 @@ class DatasetReader:
             if cam not in cameras:
                 raise DataError(f"{where}: missing calibration for camera {cam!r}")
             shape = self.info["features"][video_key(cam)]["shape"]
-            first = int(round(float(row.get(f"videos/{video_key(cam)}/from_timestamp") or 0.0) * self.fps))
+            first, _ = self.video_span(i, cam)
             frames[cam] = VideoFile(
                 self.video_path(i, cam),
                 T,
@@ -671,7 +961,9 @@ class DatasetReader:
                 f"calibrated {sorted(cameras)}, videos {sorted(frames)}"
             )
         info = dict(row.get(EXT + "info") or {})
-        info.setdefault("source", where)
+        # messages about this episode name the dataset and episode first, then where it was recorded
+        recorded = info.get("source")
+        info["source"] = f"{where} (recorded from {recorded})" if recorded and recorded != where else where
         info["episode_index"] = i
         tasks = row.get("tasks") or [""]
         return Episode(

@@ -8,6 +8,7 @@ bound the cost of a random seek; no B-frames, so decode order is presentation or
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,31 @@ def _open(path: str | Path, **kwargs: Any) -> Any:
     if av is None:
         raise DataError(f"{path}: reading or writing mp4 video needs PyAV (pip install av)")
     return av.open(str(path), **kwargs)
+
+
+def _video_error(path: str | Path, label: str, exc: BaseException) -> DataError:
+    """The :class:`DataError` for a video that PyAV / FFmpeg could not read, naming ``label`` (and the file).
+
+    FFmpeg reports a cut-off or damaged mp4 with whatever error its parser hit first (EPERM
+    "Operation not permitted", end of file, "decoder not found", an empty stream list), none of which
+    names the real problem; so a readable file is reported as truncated or corrupt, with FFmpeg's
+    words kept as detail. A missing or unreadable (permissions) file is reported as such.
+    """
+    p = Path(path)
+    if not p.exists():
+        return DataError(f"{label}: video file missing")
+    if not os.access(p, os.R_OK):
+        return DataError(f"{label}: video file not readable (permission denied)")
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(exc, IndexError):  # ``container.streams.video[0]`` of a container without one
+        detail = "no video stream"
+    else:
+        detail = f"FFmpeg: {strerror}" if strerror else f"{type(exc).__name__}: {exc}"
+    return DataError(f"{label}: truncated or corrupt video ({p.stat().st_size} bytes; {detail})")
+
+
+def _label(path: str | Path, where: str) -> str:
+    return f"{where}: {path}" if where else str(path)
 
 
 def fps_fraction(fps: float) -> Fraction:
@@ -88,26 +114,41 @@ def encode_video(
         container.mux(stream.encode(None))
 
 
-def probe_video(path: str | Path) -> dict[str, Any]:
+def probe_video(path: str | Path, where: str = "") -> dict[str, Any]:
     """LeRobot-style video info: ``video.height``, ``video.width``, ``video.codec``, ``video.pix_fmt``,
-    ``video.fps``, ``video.frames`` (from the container header), ``video.channels``, ``has_audio``."""
+    ``video.fps``, ``video.frames`` (from the container header; 0 if it does not say),
+    ``video.channels``, ``has_audio``. An unreadable file raises :class:`DataError` naming ``where``
+    and ``path``."""
+    return _probe(path, where)[0]
+
+
+def _probe(path: str | Path, where: str) -> tuple[dict[str, Any], int | None]:
+    """(:func:`probe_video`'s dict, the stream duration in frames or None)."""
+    label = _label(path, where)
     try:
         with _open(path) as c:
             s = c.streams.video[0]
             cc = s.codec_context
-            return {
+            if cc is None or not cc.width or not cc.height:
+                raise DataError(f"{label}: truncated or corrupt video (no decodable video stream)")
+            rate = float(s.average_rate) if s.average_rate else None
+            duration = None
+            if s.duration is not None and rate:
+                duration = int(round(float(s.duration * s.time_base) * rate))
+            info = {
                 "video.height": int(cc.height),
                 "video.width": int(cc.width),
                 "video.codec": "h264" if cc.name in ("h264", "libx264") else cc.name,
                 "video.pix_fmt": str(cc.pix_fmt),
                 "video.is_depth_map": False,
-                "video.fps": float(s.average_rate) if s.average_rate else None,
+                "video.fps": rate,
                 "video.frames": int(s.frames),
                 "video.channels": 3,
                 "has_audio": len(c.streams.audio) > 0,
             }
+            return info, duration
     except _AV_ERRORS as exc:
-        raise DataError(f"{path}: unreadable video: {exc}") from exc
+        raise _video_error(path, label, exc) from exc
 
 
 def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = "") -> np.ndarray:
@@ -118,7 +159,7 @@ def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = ""
     allowed. A missing frame or a corrupt file raises :class:`DataError` naming ``where`` and ``path``.
     """
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    label = f"{where}: {path}" if where else str(path)
+    label = _label(path, where)
     if idx.size == 0:
         raise DataError(f"{label}: no frame indices requested")
     if idx.min() < 0:
@@ -166,13 +207,12 @@ def decode_frames(path: str | Path, indices: Any, fps: float, *, where: str = ""
     except DataError:
         raise
     except _AV_ERRORS as exc:
-        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+        raise _video_error(path, label, exc) from exc
     return np.stack([got[i] for i in idx.tolist()])
 
 
 def count_frames(path: str | Path, where: str = "") -> int:
     """Decode the whole video and count its frames (slow; for ``dataset check``)."""
-    label = f"{where}: {path}" if where else str(path)
     n = 0
     try:
         with _open(path) as c:
@@ -181,7 +221,7 @@ def count_frames(path: str | Path, where: str = "") -> int:
             for _ in c.decode(stream):
                 n += 1
     except _AV_ERRORS as exc:
-        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+        raise _video_error(path, _label(path, where), exc) from exc
     return n
 
 
@@ -244,20 +284,13 @@ class VideoFile:
 
 def open_video(path: str | Path, where: str = "") -> VideoFile:
     """A :class:`VideoFile` for an existing mp4, with size, rate and length from its header."""
-    label = f"{where}: {path}" if where else str(path)
     if not Path(path).exists():
-        raise DataError(f"{label}: video file missing")
-    try:
-        with _open(path) as c:
-            s = c.streams.video[0]
-            n = int(s.frames)
-            rate = float(s.average_rate) if s.average_rate else None
-            w, h = int(s.codec_context.width), int(s.codec_context.height)
-            if n <= 0 and s.duration is not None and rate:
-                n = int(round(float(s.duration * s.time_base) * rate))
-    except _AV_ERRORS as exc:
-        raise DataError(f"{label}: unreadable video: {type(exc).__name__}: {exc}") from exc
+        raise DataError(f"{_label(path, where)}: video file missing")
+    head, duration = _probe(path, where)
+    n, rate = head["video.frames"], head["video.fps"]
+    if n <= 0 and duration:
+        n = duration
     if not rate or n <= 0:
         n = count_frames(path, where)
         rate = rate or 1.0
-    return VideoFile(path, n, h, w, rate, where=where)
+    return VideoFile(path, n, head["video.height"], head["video.width"], rate, where=where)

@@ -51,6 +51,10 @@ class EpisodeDirReader:
         ep.info["episode_index"] = i
         return ep
 
+    def episode_id(self, i: int) -> str:
+        """A name of episode ``i`` that stays the same as the tree grows: its directory below the root."""
+        return self._dir(i).relative_to(self.root).as_posix()
+
     def num_frames(self, i: int) -> int:
         """Length of episode ``i`` (subclasses may avoid building the episode)."""
         return self.episode(i).num_frames

@@ -48,7 +48,10 @@ def pose6_to_matrix(pose: np.ndarray) -> np.ndarray:
 
 def intrinsics_matrix(value: object, where: str) -> np.ndarray:
     """[fx, fy, cx, cy] or a 3×3 matrix -> 3×3."""
-    K = np.asarray(value, dtype=np.float64)
+    try:
+        K = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # non-numeric or ragged
+        raise DataError(f"{where}: intrinsics must be numbers, got {value!r}: {exc}") from exc
     if K.shape == (4,):
         fx, fy, cx, cy = K
         return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])

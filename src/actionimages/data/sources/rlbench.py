@@ -49,10 +49,10 @@ def cameras_from_params(
         raise DataError(
             f"{where}: camera_params.json needs 'intrinsics' and 'extrinsics' (missing calibration)"
         )
-    K = np.asarray(params["intrinsics"], dtype=np.float64)
-    E = np.asarray(params["extrinsics"], dtype=np.float64)
     W, H = size
     try:
+        K = np.asarray(params["intrinsics"], dtype=np.float64)
+        E = np.asarray(params["extrinsics"], dtype=np.float64)
         if K.shape == (3, 3) and E.shape == (4, 4):
             return Camera(K, E, W, H)
         if K.shape == (3, 3):
@@ -69,9 +69,9 @@ def cameras_from_params(
                 f"{where}: {n} camera parameters for {n_video} video frames ({n_steps} simulator steps)"
             )
         return [Camera(k, e, W, H) for k, e in zip(K, E, strict=True)]
-    except ActionImagesError as exc:
-        if isinstance(exc, DataError):
-            raise
+    except DataError:
+        raise
+    except (ActionImagesError, TypeError, ValueError) as exc:  # ValueError: non-numeric or ragged arrays
         raise DataError(f"{where}: bad calibration: {exc}") from exc
 
 
