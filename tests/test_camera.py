@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from actionimages.codec import Camera, center_crop_box
@@ -41,6 +41,8 @@ def test_project_then_ray_passes_through_point(seed: int, xyz: tuple[float, floa
     cam = random_camera(seed)
     X = np.array(xyz)
     uv, depth = cam.project(X)
+    # A point on the camera plane projects to ~1e11 px; float64 cannot carry it back to 1e-9 m.
+    assume(abs(float(depth)) > 0.05)
     o, d = cam.pixel_rays(uv)
     np.testing.assert_allclose(np.linalg.norm(d), 1.0, atol=1e-12)
     # The point lies on the ray: its offset from the origin is parallel to d.
