@@ -286,6 +286,16 @@ def test_cli_train_vae_then_train_and_resume(tmp_path, capsys):
     assert any((run / "tb").iterdir())
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 4
+    # A run started with --steps 6 and stopped at 4 resumes to 6 without repeating its flags.
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["batch_size"] == 2 and saved["save_every"] == 2
+    (run / "train_config.json").write_text(json.dumps({**saved, "steps": 6}))
+    assert cli_main(args[:9] + ["--resume"]) == 0
+    assert latest_checkpoint(run / "checkpoints").name == "step-00000006"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["steps"] == 6
+    assert "at step 4 of 6" in captured.err
+    assert json.loads((run / "train_config.json").read_text())["batch_size"] == 2
     # bad input: one clear error, exit code 2
     assert (
         cli_main(

@@ -55,33 +55,49 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One flag per field of the flat dataclass ``cls`` (defaults from the dataclass)."""
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), unset: bool = False
+) -> None:
+    """One flag per field of the flat dataclass ``cls``.
+
+    Defaults come from the dataclass; with ``unset`` an absent flag is left ``None`` instead, so
+    :func:`dataclass_from_flags` can take it from a saved config (a resumed run's) first.
+    """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         tp, optional = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = None if unset else default
         if tp is bool:
             if default:
-                parser.add_argument(_flag("no_" + f.name), dest=f.name, action="store_false")
+                parser.add_argument(_flag("no_" + f.name), dest=f.name, action="store_false", default=shown)
             else:
-                parser.add_argument(_flag(f.name), dest=f.name, action="store_true")
+                parser.add_argument(_flag(f.name), dest=f.name, action="store_true", default=shown)
             continue
         if typing.get_origin(tp) is tuple:
             elem = typing.get_args(tp)[0]
-            parser.add_argument(_flag(f.name), dest=f.name, type=elem, nargs="+", default=default)
+            parser.add_argument(_flag(f.name), dest=f.name, type=elem, nargs="+", default=shown)
             continue
         parse = _scalar_parser(tp, optional)
         if parse is None:
             raise ActionImagesError(f"{cls.__name__}.{f.name}: no command-line form for type {tp!r}")
-        parser.add_argument(_flag(f.name), dest=f.name, type=parse, default=default)
+        help_text = f"default: {default}" if unset else None
+        parser.add_argument(_flag(f.name), dest=f.name, type=parse, default=shown, help=help_text)
 
 
-def dataclass_from_flags(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
-    """``cls`` built from the flags :func:`add_dataclass_flags` added (``fixed`` wins)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+def dataclass_from_flags(
+    cls: type, args: argparse.Namespace, saved: dict[str, Any] | None = None, **fixed: Any
+) -> Any:
+    """``cls`` built from the flags :func:`add_dataclass_flags` added.
+
+    Precedence: ``fixed``, then flags given, then ``saved`` (for flags added with ``unset``), then
+    the dataclass defaults. Unknown keys in ``saved`` are ignored (an older run's config).
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in (saved or {}).items() if k in names}
+    values.update({n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return cls(**{**values, **fixed})
 

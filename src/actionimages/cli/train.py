@@ -34,8 +34,9 @@ def register(subparsers) -> None:
     from actionimages.model.config import ModelConfig
     from actionimages.train.trainer import TrainConfig
 
-    # Every TrainConfig field is a flag (--steps, --batch-size (per process), --lr, --save-every, ...).
-    add_dataclass_flags(p, TrainConfig)
+    # Every TrainConfig field is a flag (--steps, --batch-size (per process), --lr, --save-every, ...);
+    # with --resume an absent flag keeps the run's own setting (OUT/train_config.json).
+    add_dataclass_flags(p, TrainConfig, unset=True)
     p.add_argument("--no-cache", dest="cache_latents", action="store_false", help="= --no-cache-latents")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
     p.add_argument("--stride", type=int, default=1, help="episode frames between clip frames")
@@ -94,11 +95,19 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"note: using the shipped tiny autoencoder ({SHIPPED_TINY}); pass --vae to use another",
                   file=sys.stderr)  # fmt: skip
             set_vae(model, SHIPPED_TINY)
-    tcfg = dataclass_from_flags(TrainConfig, args)
+    saved = None
+    if args.resume and (Path(args.out) / "train_config.json").is_file():
+        saved = json.loads((Path(args.out) / "train_config.json").read_text())
+    tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
     source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
+    if args.resume:
+        print(f"resuming {trainer.resumed_from} at step {trainer.step} of {tcfg.steps}", file=sys.stderr)
+        if trainer.step >= tcfg.steps:
+            print(f"note: the run is already at step {trainer.step}; pass --steps N (> {trainer.step}) "
+                  "to train further", file=sys.stderr)  # fmt: skip
     losses = trainer.fit()
     trainer.save()
     path = trainer.export()
