@@ -28,7 +28,7 @@ from actionimages.model import (
     training_loss,
 )
 from actionimages.model.network import build_transformer
-from actionimages.model.synthetic import synthetic_batch
+from actionimages.model.synthetic import synthetic_batch, tiny_wan_folder
 
 WAN22_TRANSFORMER_PARAMS = 4_999_787_712  # diffusers WanTransformer3DModel, TI2V-5B arguments
 WAN22_VAE_PARAMS = 704_688_668
@@ -262,53 +262,11 @@ def test_save_and_load_model_roundtrip(tmp_path, micro, batch):
         load_model(tmp_path / "missing")
 
 
-def _tiny_wan_folder(root):
-    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout (transformer, vae, umT5, tokenizer)."""
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(0)
-    WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=16,
-        out_channels=16,
-        text_dim=24,
-        freq_dim=16,
-        ffn_dim=64,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-    ).save_pretrained(str(root / "transformer"))
-    AutoencoderKLWan(
-        base_dim=8,
-        z_dim=16,
-        is_residual=True,
-        patch_size=2,
-        in_channels=12,
-        out_channels=12,
-        scale_factor_spatial=16,
-        latents_mean=[0.1] * 16,
-        latents_std=[2.0] * 16,
-    ).save_pretrained(str(root / "vae"))
-    UMT5EncoderModel(
-        UMT5Config(vocab_size=128, d_model=24, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-    ).save_pretrained(str(root / "text_encoder"))
-    # A small Unigram vocabulary in T5's layout (<pad>=0, </s>=1, <unk>=2), built offline.
-    words = ["close", "the", "drawer", "reach", "red", "target", "open"]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    vocab += [(f"\u2581{w}", -3.0) for w in words] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
-    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(str(root / "tokenizer"))
-
-    return root
-
-
 def test_pretrained_wan_folder_loads_with_lora(tmp_path):
     """A tiny random checkpoint in the diffusers Wan 2.2 folder layout loads, generates and trains."""
     from actionimages.model import load_pretrained_wan
 
-    root = _tiny_wan_folder(tmp_path / "wan")
+    root = tiny_wan_folder(tmp_path / "wan")
     base = get_config("wan2.2-ti2v-5b", num_frames=9, height=64, width=64, gradient_checkpointing=True)
     model = load_pretrained_wan(root, base, lora_rank=4)
     assert model.spec.transformer.text_dim == 24 and model.spec.latent.z_dim == 16
@@ -491,7 +449,7 @@ def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):
     from actionimages.model import load_pretrained_wan
     from actionimages.model.text_cache import CachedTextEncoder, embed_texts, encoder_hash
 
-    root = _tiny_wan_folder(tmp_path / "wan")
+    root = tiny_wan_folder(tmp_path / "wan")
     cache = tmp_path / "cache"
     argv = ["embed-text", "--pretrained", str(root), "--text", "close the drawer", "--out", str(cache)]
     assert main(argv + ["--max-tokens", "16"]) == 0

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
-from actionimages.atomic import atomic_dir, sha256_file
 from actionimages.errors import ActionImagesError
 
 DTYPES = ("fp16", "bf16", "fp32")
@@ -31,10 +29,9 @@ def export_checkpoint(
     """Export the model behind ``checkpoint`` (run, step or model dir) to ``out``; returns provenance.
 
     ``cpu_hours`` (the training's cost) defaults to what the checkpoint records."""
-    import torch
-
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import load_model
+    from actionimages.model.io import save_model_folder
 
     if dtype not in DTYPES:
         raise ActionImagesError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -49,35 +46,17 @@ def export_checkpoint(
             "export is for self-contained models; this one needs its pretrained Wan folder "
             f"({model.spec.pretrained}) for the text encoder"
         )
-    torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-    from diffusers.utils import logging as diffusers_logging
-
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # its cast warning names no module here: all are cast
-    with atomic_dir(out) as tmp:
-        try:
-            model.to(torch_dtype).save_pretrained(str(tmp), safe_serialization=True)
-        finally:
-            diffusers_logging.set_verbosity(level)
-        weights = next(tmp.glob("*.safetensors"))
-        info = {
-            "source": str(src),
-            "step": step,
-            "config": model.spec.name,
-            "dtype": dtype,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "weights": weights.name,
-            "weights_bytes": weights.stat().st_size,
-            "weights_sha256": sha256_file(weights),
-            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
-        if hours is not None:
-            info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
-        (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
-        if recipe is not None:
-            shutil.copyfile(recipe, tmp / Path(recipe).name)
-    return info
+    hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
+    info = {
+        "source": str(src),
+        "step": step,
+        "config": model.spec.name,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if hours is not None:
+        info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
+    extra = {Path(recipe).name: Path(recipe).read_bytes()} if recipe is not None else None
+    return save_model_folder(model, out, dtype, info, extra)
 
 
 def run_export(args: argparse.Namespace) -> int:

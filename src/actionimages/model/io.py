@@ -5,6 +5,8 @@
   ``model.save_pretrained(dir)`` or the trainer's checkpoints.
 - :func:`load_pretrained_wan`: the real Wan 2.2 weights from a diffusers-format directory
   (``transformer/``, ``vae/``, ``text_encoder/``, ``tokenizer/``), optionally with LoRA.
+- :func:`save_model_folder`: a self-contained model folder (one safetensors file + ``provenance.json``
+  with its SHA-256), written atomically; ``actionimages export`` and ``import-release`` write it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-from actionimages.atomic import sha256_file
+from actionimages.atomic import atomic_dir, sha256_file
 from actionimages.errors import ActionImagesError
 from actionimages.model.config import LatentSpec, ModelConfig, TransformerSpec, get_config
 from actionimages.model.latents import LatentSpace
@@ -87,6 +89,51 @@ def verify_provenance(path: Path) -> None:
         raise ActionImagesError(
             f"{weights} changed since export: SHA-256 {got[:16]}… but provenance.json records {want[:16]}…"
         )
+
+
+WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def save_model_folder(
+    model: WorldActionModel,
+    out: str | Path,
+    dtype: str,
+    provenance: dict,
+    extra_files: dict[str, bytes] | None = None,
+) -> dict:
+    """Write ``model`` to the folder ``out`` (replaced atomically): ``config.json``, one
+    ``diffusion_pytorch_model.safetensors`` in ``dtype`` and ``provenance.json`` = ``provenance`` plus
+    the weights' name, size and SHA-256 (checked by :func:`load_model`); returns that record.
+
+    The weights stay in one file, whatever their size, because the provenance check reads one file.
+    ``extra_files`` (name -> bytes) are written beside them.
+    """
+    if dtype not in WEIGHT_DTYPES:
+        raise ActionImagesError(f"dtype must be one of {tuple(WEIGHT_DTYPES)}, got {dtype!r}")
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its cast warning names no module here: all are cast
+    with atomic_dir(out) as tmp:
+        try:
+            model.to(WEIGHT_DTYPES[dtype]).save_pretrained(
+                str(tmp), safe_serialization=True, max_shard_size="100000GB"
+            )
+        finally:
+            diffusers_logging.set_verbosity(level)
+        weights = next(tmp.glob("*.safetensors"))
+        info = {
+            **provenance,
+            "dtype": dtype,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "weights": weights.name,
+            "weights_bytes": weights.stat().st_size,
+            "weights_sha256": sha256_file(weights),
+        }
+        (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+    return info
 
 
 def _check_weights_match(model: WorldActionModel, files: list[Path], path: Path) -> None:

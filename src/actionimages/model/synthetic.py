@@ -6,6 +6,7 @@ the action images are the codec's, so video and actions agree exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,3 +67,46 @@ def synthetic_batch(
 ):
     """A collated batch of ``batch_size`` synthetic samples (seeds ``seed .. seed + B - 1``)."""
     return collate([synthetic_sample(cfg, seed + i, instruction) for i in range(batch_size)])
+
+
+def tiny_wan_folder(root: Path) -> Path:
+    """A tiny random checkpoint in the diffusers Wan 2.2 folder layout (transformer, vae, umT5, tokenizer),
+    for tests: transformer dim 32 (2 heads × 16), 2 layers, FFN 64, text_dim 24, freq_dim 16; VAE z_dim 16."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=16,
+        out_channels=16,
+        text_dim=24,
+        freq_dim=16,
+        ffn_dim=64,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+    ).save_pretrained(str(root / "transformer"))
+    AutoencoderKLWan(
+        base_dim=8,
+        z_dim=16,
+        is_residual=True,
+        patch_size=2,
+        in_channels=12,
+        out_channels=12,
+        scale_factor_spatial=16,
+        latents_mean=[0.1] * 16,
+        latents_std=[2.0] * 16,
+    ).save_pretrained(str(root / "vae"))
+    UMT5EncoderModel(
+        UMT5Config(vocab_size=128, d_model=24, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    ).save_pretrained(str(root / "text_encoder"))
+    # A small Unigram vocabulary in T5's layout (<pad>=0, </s>=1, <unk>=2), built offline.
+    words = ["close", "the", "drawer", "reach", "red", "target", "open"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(f"\u2581{w}", -3.0) for w in words] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(str(root / "tokenizer"))
+
+    return root
