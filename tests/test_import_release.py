@@ -8,6 +8,7 @@ tiny diffusers Wan folder. The forward reference is diffusers' own converter.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -203,6 +204,11 @@ def test_bad_release_names_the_key(tmp_path, wan, capsys):
     save_file(sd, str(tmp_path / "half.safetensors"))
     with pytest.raises(ActionImagesError, match=r"incomplete in blocks \[1\]"):
         import_release(tmp_path / "half.safetensors", wan, tmp_path / "out", config=small_config())
+    # a config the release cannot fill: our pixel-space observation encoder
+    save_file(release_state_dict(), str(tmp_path / "ok.safetensors"))
+    with pytest.raises(ActionImagesError, match="observation encoder"):
+        cfg = dataclasses.replace(small_config(), obs_patch=8)
+        import_release(tmp_path / "ok.safetensors", wan, tmp_path / "out", config=cfg)
     assert not (tmp_path / "out").exists()  # nothing written for a refused import
 
     (tmp_path / "trunc.safetensors").write_bytes((tmp_path / "half.safetensors").read_bytes()[:1000])

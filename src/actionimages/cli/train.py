@@ -99,7 +99,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and (Path(args.out) / "train_config.json").is_file():
         saved = json.loads((Path(args.out) / "train_config.json").read_text())
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
-    source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, args.seed)
+    source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, tcfg.seed)
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
