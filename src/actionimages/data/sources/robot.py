@@ -160,6 +160,13 @@ class RobotReader:
             self.kinematics = SiteKinematics(mjcf, ee_site or "tcp")
         pose_spec = pose_column if joints_column is None else joints_column
         self.pose_col = self._column(pose_spec, "--joints-column" if joints_column else "--pose-column")
+        if self.kinematics is not None and self.pose_col[2] != len(self.kinematics.joint_names):
+            chain = list(self.kinematics.joint_names)
+            raise ActionImagesError(
+                f"--joints-column {joints_column} gives {self.pose_col[2]} joint values per frame, but the "
+                f"chain of {mjcf} to site {self.kinematics.site_name!r} has {len(chain)} joints {chain}; select "
+                f"them, e.g. {self.pose_col[0]}[0:{len(chain)}]"
+            )
         self.gripper_col = self._column(gripper_column, "--gripper-column")
         self.calibration_path = str(calibration)
         self.cameras = self._cameras(calibration, cameras)
