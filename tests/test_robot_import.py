@@ -142,7 +142,10 @@ def test_bad_imports_get_clear_errors(robot_data, tmp_path, capsys):
             (src, "--joints-column", "observation.joints", "--mjcf", "panda", *base),
             "no column 'observation.joints'",
         ),
-        ((src, "--joints-column", "observation.state", "--mjcf", "panda", *base), "gives 9 joint values per frame"),
+        (
+            (src, "--joints-column", "observation.state", "--mjcf", "panda", *base),
+            "gives 9 joint values per frame",
+        ),
         ((src, *JOINTS, "--ee-site", "nope", *base), "no site 'nope'"),
         (
             (

@@ -164,8 +164,8 @@ class RobotReader:
             chain = list(self.kinematics.joint_names)
             raise ActionImagesError(
                 f"--joints-column {joints_column} gives {self.pose_col[2]} joint values per frame, but the "
-                f"chain of {mjcf} to site {self.kinematics.site_name!r} has {len(chain)} joints {chain}; select "
-                f"them, e.g. {self.pose_col[0]}[0:{len(chain)}]"
+                f"chain of {mjcf} to site {self.kinematics.site_name!r} has {len(chain)} joints {chain}; "
+                f"select them, e.g. {self.pose_col[0]}[0:{len(chain)}]"
             )
         self.gripper_col = self._column(gripper_column, "--gripper-column")
         self.calibration_path = str(calibration)
