@@ -178,7 +178,8 @@ def test_source_registry_walk(tmp_path):
     assert set(source_kinds()) >= {"lerobot", "rlbench", "droid", "bridge"}
     for kind, cls in SOURCES.items():
         assert cls.kind == kind
-        assert getattr(cls, "root_markers", ()) or cls.detection_markers()
+        detected = getattr(cls, "detected", True)  # False: opened only by name (robot)
+        assert getattr(cls, "root_markers", ()) or not detected or cls.detection_markers()
         assert callable(getattr(cls, "episode", None))
     assert SOURCES["lerobot"] is DatasetReader
     with pytest.raises(ActionImagesError, match="unknown dataset kind"):

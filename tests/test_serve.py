@@ -184,3 +184,57 @@ def test_client_executor_options():
     ens.load(b, np.ones(4, bool), start)
     t, _ = ens.pop()  # step 1: mean of plan a (its 2nd pose) and plan b (its 1st)
     assert abs(t[0] - (start[0] + 0.01)) < 1e-9
+
+
+def test_calibration_file_supplies_missing_camera_calibration(tmp_path, capsys):
+    """``serve --calibration``: cameras may omit K and cam_to_world; a camera calibrated nowhere gets a
+    named error and the connection stays usable; request-supplied calibration keeps working."""
+    from actionimages.calibrate import calibration_dict, load_calibration, save_calibration
+    from actionimages.cli import main
+    from actionimages.codec import as_camera
+    from actionimages.model import load_model
+    from actionimages.serve import PolicyServer
+    from actionimages.serve.server import parse_request
+
+    good = _request()
+    truth = {n: as_camera(dict(c, width=64, height=64)) for n, c in good["cameras"].items()}
+    calib = tmp_path / "calibration.json"
+    save_calibration(calib, calibration_dict(truth, dict.fromkeys(truth, 0.0)))
+    srv = PolicyServer(load_model(SHIPPED), port=0, num_steps=2, seed=0, calibration=load_calibration(calib))
+    _, stop = srv.run_in_thread()
+    try:
+        with WebsocketPolicy("127.0.0.1", srv.port) as client:
+            assert client.metadata["calibrated_cameras"] == sorted(truth)
+            given = client.infer(dict(good, episode_id="given"))
+            bare = {n: {"image": c["image"]} for n, c in good["cameras"].items()}
+            from_file = client.infer(dict(good, episode_id="file", cameras=bare))
+            np.testing.assert_array_equal(given["actions"], from_file["actions"])  # the same cameras
+            cases = [
+                (dict(bare, side={"image": bare["front"]["image"]}), "missing_calibration", "'side'"),
+                (
+                    dict(bare, front=dict(bare["front"], K=good["cameras"]["front"]["K"])),
+                    "missing_calibration",
+                    "no cam_to_world",
+                ),
+                (dict(bare, front={"image": np.zeros((48, 64, 3), np.uint8)}), "bad_calibration", "aspect"),
+            ]
+            for cams, code, text in cases:
+                with pytest.raises(ServerError) as err:
+                    client.infer(dict(good, episode_id="bad", cameras=cams))
+                assert err.value.code == code and text in str(err.value), err.value
+            # the client sends K and cam_to_world only for the cameras it is given
+            client.reset(episode_id="client")
+            images = {n: c["image"] for n, c in good["cameras"].items()}
+            req = client.request(images, None, good["ee_pose"], good["instruction"])
+            assert all(set(c) == {"image"} for c in req["cameras"].values())
+            assert client.infer(req)["actions"].shape == (4, 7)  # still serving
+    finally:
+        stop()
+    # at 128 px the file's K is scaled to the 64 px images (only the resolution differs)
+    big = {
+        n: as_camera(dict(c, width=64, height=64)).crop_resize(128, 128) for n, c in good["cameras"].items()
+    }
+    obs, *_ = parse_request(dict(good, cameras=bare), 2, big)
+    np.testing.assert_allclose(obs["cameras"]["front"].K[0, 0], truth["front"].K[0, 0])
+    assert main(["serve", "--checkpoint", str(SHIPPED), "--calibration", str(tmp_path / "none.json")]) == 2
+    assert "calibration file" in capsys.readouterr().err

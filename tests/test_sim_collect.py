@@ -88,3 +88,40 @@ def test_collect_cli_rejects_bad_names(tmp_path, capsys):
         == 2
     )
     assert "heldout" in capsys.readouterr().err
+
+
+def test_collect_records_a_calibration_file_instead_of_the_truth(tmp_path, capsys):
+    """``collect --calibration``: the dataset carries the file's cameras (here the truth moved by 1 cm,
+    calibrated at 128 px for 64 px images), so calibration error can be measured; a recorded camera the
+    file lacks is a named error."""
+    from actionimages.calibrate import calibration_dict, save_calibration
+    from actionimages.codec import Camera
+    from actionimages.data.check import check_dataset
+    from actionimages.sim import make_env
+
+    env = make_env("reach_target", image_size=128, render=False)
+    env.reset(seed=0)
+    truth = env.cameras()
+    env.close()
+    off = {}
+    for name in ("front", "overhead"):
+        c2w = truth[name].cam_to_world.copy()
+        c2w[:3, 3] += [0.01, 0.0, 0.0]  # 1 cm off
+        off[name] = Camera(truth[name].K, c2w, 128, 128)
+    calib = tmp_path / "calibration.json"
+    save_calibration(calib, calibration_dict(off, dict.fromkeys(off, 0.2)))
+    out = tmp_path / "ds"
+    args = ["collect", "--task", "reach_target", "--episodes", "1", "--out", str(out), "--image-size", "64"]
+    args += ["--workers", "1", "--quiet", "--calibration", str(calib)]
+    assert main(args + ["--cameras", "front,overhead"]) == 0
+    ep = data.DatasetReader(out).episode(0)
+    assert ep.info["calibration"] == f"file {calib}"
+    for name, cam in off.items():
+        stored = ep.cameras[name]
+        np.testing.assert_allclose(stored.cam_to_world, cam.cam_to_world)
+        np.testing.assert_allclose(stored.K[:2, :2], cam.K[:2, :2] / 2)  # scaled to 64 px
+        assert (stored.width, stored.height) == (64, 64)
+    assert check_dataset(out).ok
+    capsys.readouterr()
+    assert main(args + ["--cameras", "front,wrist"]) == 2
+    assert "no camera 'wrist'" in capsys.readouterr().err

@@ -112,24 +112,26 @@ class WebsocketPolicy:
     def request(
         self,
         images: dict[str, np.ndarray],
-        cameras: dict[str, dict[str, np.ndarray]],
+        cameras: dict[str, dict[str, np.ndarray]] | None,
         ee_pose: np.ndarray,
         instruction: str,
         return_images: bool = False,
     ) -> dict[str, Any]:
-        """The wire request for one observation (cameras: ``{name: {"K", "cam_to_world"}}``)."""
+        """The wire request for one observation: every camera of ``images``, with its ``K`` and
+        ``cam_to_world`` from ``cameras`` (``{name: {"K", "cam_to_world"}}``) where given; a camera
+        not in ``cameras`` (or ``cameras=None``) is calibrated by the server's calibration file."""
+        cameras = cameras or {}
+        wire: dict[str, Any] = {}
+        for name, image in images.items():
+            wire[name] = {"image": np.asarray(image)}
+            if name in cameras:
+                wire[name]["K"] = np.asarray(cameras[name]["K"], dtype=np.float64)
+                wire[name]["cam_to_world"] = np.asarray(cameras[name]["cam_to_world"], dtype=np.float64)
         req: dict[str, Any] = {
             "episode_id": self.episode_id,
             "instruction": str(instruction),
             "ee_pose": np.asarray(ee_pose, dtype=np.float64),
-            "cameras": {
-                name: {
-                    "image": np.asarray(images[name]),
-                    "K": np.asarray(cam["K"], dtype=np.float64),
-                    "cam_to_world": np.asarray(cam["cam_to_world"], dtype=np.float64),
-                }
-                for name, cam in cameras.items()
-            },
+            "cameras": wire,
             "return_images": bool(return_images),
         }
         if self.seed is not None:
@@ -139,7 +141,7 @@ class WebsocketPolicy:
     def act(
         self,
         images: dict[str, np.ndarray],
-        cameras: dict[str, dict[str, np.ndarray]],
+        cameras: dict[str, dict[str, np.ndarray]] | None,
         ee_pose: np.ndarray,
         instruction: str,
     ) -> np.ndarray:

@@ -7,6 +7,7 @@ only when a board is made or detected.
 from actionimages.calibrate.board import DEFAULT_BOARD, BoardDetector, BoardSpec, Detection, read_image
 from actionimages.calibrate.files import (
     calibration_dict,
+    camera_for_image,
     load_calibration,
     read_calibration,
     save_calibration,
@@ -31,6 +32,7 @@ __all__ = [
     "calibrate_extrinsics",
     "calibrate_intrinsics",
     "calibration_dict",
+    "camera_for_image",
     "load_calibration",
     "pose_errors",
     "read_calibration",

@@ -98,3 +98,22 @@ def load_calibration(path: str | Path, cameras: Iterable[str] | None = None) -> 
         except (ActionImagesError, TypeError, ValueError) as exc:
             raise ActionImagesError(f"calibration file {path}: camera {n!r}: {exc}") from exc
     return out
+
+
+def camera_for_image(camera: Camera, width: int, height: int, name: str = "the camera") -> Camera:
+    """``camera`` (calibrated at its ``width × height``) for images of ``width × height`` pixels.
+
+    The same size gives the camera back; a resize that keeps the aspect ratio (e.g. a 1280×720
+    calibration for 640×360 recordings) scales ``K`` (:meth:`Camera.crop_resize`). Any other size
+    raises :class:`ActionImagesError` naming ``name`` and both sizes: the intrinsics would then
+    depend on how the images were cropped, which the file cannot know.
+    """
+    width, height = int(width), int(height)
+    if (camera.width, camera.height) == (width, height):
+        return camera
+    if abs(camera.width / camera.height - width / height) > 1e-3:
+        raise ActionImagesError(
+            f"the image is {width}×{height} but {name} was calibrated at {camera.width}×{camera.height}, "
+            "a different aspect ratio: use images from that camera at its calibrated size (or recalibrate)"
+        )
+    return camera.crop_resize(width, height)

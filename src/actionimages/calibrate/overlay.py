@@ -14,7 +14,7 @@ import numpy as np
 
 from actionimages.atomic import write_bytes_atomic
 from actionimages.calibrate.board import _cv2, read_image
-from actionimages.calibrate.files import load_calibration
+from actionimages.calibrate.files import camera_for_image, load_calibration
 from actionimages.codec import ActionImageCodec, Camera, semantic_points
 from actionimages.errors import ActionImagesError
 
@@ -32,18 +32,6 @@ def parse_pose(text: str) -> np.ndarray:
     if len(values) != 7 or not np.all(np.isfinite(values)):
         raise ActionImagesError(f"pose must be 'x,y,z,rx,ry,rz[,openness]' (finite numbers), got {text!r}")
     return np.array(values)
-
-
-def camera_for_image(camera: Camera, width: int, height: int) -> Camera:
-    """``camera`` for an image of ``width × height``: the same, or scaled when only the resolution differs."""
-    if (camera.width, camera.height) == (width, height):
-        return camera
-    if abs(camera.width / camera.height - width / height) > 1e-3:
-        raise ActionImagesError(
-            f"the image is {width}×{height} but the camera was calibrated at {camera.width}×{camera.height}, "
-            "a different aspect ratio: use an image from that camera at its calibrated size"
-        )
-    return camera.crop_resize(width, height)
 
 
 def overlay(image: np.ndarray, camera: Camera, action: np.ndarray, sigma_frac: float = 0.02) -> np.ndarray:

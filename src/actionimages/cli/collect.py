@@ -19,12 +19,13 @@ from tqdm import tqdm
 from actionimages.errors import ActionImagesError
 
 
-def _episode(rec):
+def _episode(rec, calibration=None):
+    """The dataset episode of a record; ``calibration`` ``{camera: Camera}`` replaces the sim's truth."""
     from actionimages.data import Episode
 
     return Episode(
         frames=rec.frames,
-        cameras=rec.cameras,
+        cameras=dict(rec.cameras, **(calibration or {})),
         actions=rec.actions,
         state=rec.state,
         instruction=rec.instruction,
@@ -37,6 +38,22 @@ def _episode(rec):
 def episode_key(task: str, split: str, seed: int) -> str:
     """The dataset key of a collected episode: what makes re-running ``collect`` idempotent."""
     return f"sim:{task}/{split}/seed{int(seed)}"
+
+
+def file_calibration(path: str, cameras: tuple[str, ...], image_size: int) -> dict:
+    """``{camera: Camera}`` for every recorded camera from a calibration file, at the recorded size.
+
+    Recording an estimated calibration (e.g. ``calibrate extrinsics`` on the sim's renders) instead
+    of the sim's truth lets one measure what calibration error costs a policy. A camera the file lacks
+    is an error naming it: the wrist camera moves with the hand, so no fixed calibration holds it.
+    """
+    from actionimages.calibrate.files import camera_for_image, load_calibration
+
+    calib = load_calibration(path, cameras)
+    return {
+        c: camera_for_image(cam, image_size, image_size, f"camera {c!r} of {path}")
+        for c, cam in calib.items()
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ActionImagesError(f"--episodes must be positive, got {args.episodes}")
     if args.workers <= 0:
         raise ActionImagesError(f"--workers must be positive, got {args.workers}")
+    calibration = file_calibration(args.calibration, cameras, args.image_size) if args.calibration else None
 
     n = args.episodes
     kept = {t: 0 for t in tasks}
@@ -99,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
                     failed[rec.task].append(rec.info["seed"])
                     if not args.keep_failed:
                         continue
-                writer.add_episode(_episode(rec), key=episode_key(rec.task, args.split, rec.info["seed"]))
+                if calibration:
+                    rec.info["calibration"] = f"file {args.calibration}"  # not the sim's true cameras
+                writer.add_episode(
+                    _episode(rec, calibration), key=episode_key(rec.task, args.split, rec.info["seed"])
+                )
                 kept[rec.task] += 1
                 bar.update(1)
     bar.close()
@@ -143,6 +165,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=128, help="square image side, 64-512")
     p.add_argument(
         "--cameras", default=None, help="comma list (default: front,left_shoulder,right_shoulder,overhead)"
+    )
+    p.add_argument(
+        "--calibration",
+        help="calibration file (actionimages calibrate) to record instead of the sim's true cameras",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel processes")
     p.add_argument("--seed", type=int, default=0, help="first episode seed of each task")

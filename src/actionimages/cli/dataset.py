@@ -67,6 +67,41 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+ROBOT_OPTIONS = ("calibration", "camera", "gripper_column", "mjcf", "ee_site")  # only with a pose source
+
+
+def _source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``open_source`` arguments: the ``robot`` reader's when a pose source is named, else the kind."""
+    from actionimages.data.sources.robot import parse_camera_map
+    from actionimages.errors import ActionImagesError
+
+    if args.pose_column is None and args.joints_column is None and args.kind != "robot":
+        given = [f"--{o.replace('_', '-')}" for o in ROBOT_OPTIONS if getattr(args, o)]
+        if given:
+            raise ActionImagesError(
+                f"{', '.join(given)} import your own robot's LeRobot data: name the end-effector pose source "
+                "too (--pose-column COL, or --joints-column COL with --mjcf)"
+            )
+        return {"kind": args.kind}
+    if args.kind not in (None, "robot"):
+        raise ActionImagesError(
+            f"--pose-column / --joints-column read a LeRobot dataset (kind robot), not {args.kind}"
+        )
+    return {
+        "kind": "robot",
+        "calibration": args.calibration,
+        "cameras": parse_camera_map(args.camera),
+        "pose_column": args.pose_column,
+        "pose_format": args.pose_format,
+        "joints_column": args.joints_column,
+        "mjcf": args.mjcf,
+        "ee_site": args.ee_site,
+        "gripper_column": args.gripper_column,
+        "gripper_range": args.gripper_range,
+        "task": args.task,
+    }
+
+
 def _convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -84,7 +119,7 @@ def _convert(args: argparse.Namespace) -> int:
             f"source and destination are the same directory ({src_root}): converting a dataset into "
             "itself would append a copy of every episode; give another DST"
         )
-    src = open_source(args.src, kind=args.kind)
+    src = open_source(args.src, **_source_options(args))
     n = len(src) if args.limit is None else min(len(src), args.limit)
     # an episode's key is its source and its name there, so a re-run adds only what is missing
     done = dataset_keys(args.dst)
@@ -125,19 +160,53 @@ def register(subparsers: Any) -> None:
     i.add_argument("dir")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)
-    v = sub.add_parser("convert", help="convert an RLBench / DROID / Bridge layout to LeRobot v3")
+    v = sub.add_parser(
+        "convert",
+        help="convert an RLBench / DROID / Bridge layout, or your robot's LeRobot data, to our LeRobot v3",
+        description="Your own robot's LeRobot dataset: give the pose source (--pose-column, or "
+        "--joints-column with --mjcf), --gripper-column and --calibration (docs/DEPLOY.md).",
+    )
     v.add_argument("src", help="source directory")
     v.add_argument(
         "dst",
         help="output LeRobot v3 directory (appended to if it exists; episodes already converted are skipped)",
     )
     v.add_argument(
-        "--kind", choices=["rlbench", "droid", "bridge", "lerobot"], default=None, help="default: detect"
+        "--kind",
+        choices=["rlbench", "droid", "bridge", "lerobot", "robot"],
+        default=None,
+        help="default: detect (robot: when a pose source is given)",
     )
     v.add_argument(
         "--limit", type=int, default=None, help="convert only the first N source episodes (N >= 0)"
     )
     v.add_argument("--robot-type", default="panda")
+    r = v.add_argument_group("your own robot's LeRobot data (kind robot)")
+    r.add_argument("--calibration", help="calibration file from actionimages calibrate: the cameras")
+    r.add_argument(
+        "--camera",
+        action="append",
+        help="KEY=NAME: LeRobot video KEY (observation.images.X) is calibration camera NAME (repeatable; "
+        "default: every video by its own name)",
+    )
+    r.add_argument(
+        "--pose-column", help="end-effector pose column, e.g. observation.ee_pose or observation.state[0:6]"
+    )
+    r.add_argument(
+        "--pose-format",
+        choices=["euler", "quat", "rotvec"],
+        default="euler",
+        help="euler: x,y,z,rx,ry,rz (SciPy extrinsic xyz, rad); quat: x,y,z,qx,qy,qz,qw; rotvec: x,y,z + "
+        "axis-angle (base frame, metres)",
+    )
+    r.add_argument("--joints-column", help="joint positions column, e.g. observation.state[0:7] (radians)")
+    r.add_argument("--mjcf", help="the robot's MJCF (world frame = robot base), or 'panda' (the sim's)")
+    r.add_argument("--ee-site", help="MJCF site of the tool centre point (default tcp for panda)")
+    r.add_argument("--gripper-column", help="gripper column, one value per frame, e.g. observation.state[7]")
+    r.add_argument(
+        "--gripper-range", default="0,1", help="CLOSED,OPEN values of the gripper column (default 0,1)"
+    )
+    r.add_argument("--task", default="robot", help="task name stored with each episode (default robot)")
     v.set_defaults(func=_convert)
 
     def _help(_: argparse.Namespace) -> int:

@@ -27,6 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--views", nargs="+", help="camera names fed to the model (default: the first V sent)")
     p.add_argument("--max-message-mb", type=float, default=64.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument(
+        "--calibration",
+        help="calibration file (actionimages calibrate): cameras named in it may omit K and cam_to_world",
+    )
     p.add_argument("--text-cache", help="embed-text's cache, so umT5 is not loaded (umT5 configs)")
     p.set_defaults(func=run_serve)
 
@@ -34,12 +38,14 @@ def register(subparsers) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import torch
 
+    from actionimages.calibrate.files import load_calibration
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import load_model
     from actionimages.serve import PolicyServer
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    calibration = load_calibration(args.calibration) if args.calibration else None  # before the model loads
     model_dir, _ = resolve_model_dir(args.checkpoint)
     options = {"num_steps": args.num_steps, "guidance": args.guidance, "seed": args.seed, "mode": args.mode}
     if args.execute is not None:
@@ -53,13 +59,17 @@ def run_serve(args: argparse.Namespace) -> int:
         token=args.token,
         max_message_bytes=int(args.max_message_mb * 2**20),
         checkpoint=str(model_dir),
+        calibration=calibration,
         **options,
     )
 
     def ready(port: int) -> None:
         auth = " (token required)" if args.token else ""
+        calib = f", cameras {sorted(calibration)} calibrated by {args.calibration}" if calibration else ""
         print(
-            f"serving {model_dir} on ws://{args.host}:{port}{auth}; Ctrl-C stops", file=sys.stderr, flush=True
+            f"serving {model_dir} on ws://{args.host}:{port}{auth}{calib}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
         )
 
     try:

@@ -2,6 +2,8 @@
 
 Each writer renders the synthetic ball scene (:mod:`actionimages.data.synthetic`) with known
 cameras and actions, so a reader's output can be checked exactly against what was written.
+:func:`write_robot_lerobot` writes given frames and joint positions as a robot's own LeRobot
+recording (no poses, no calibration), what ``dataset convert --joints-column`` imports.
 """
 
 from __future__ import annotations
@@ -111,3 +113,61 @@ def write_bridge_episode(d: str | Path, steps: int = 6, size: int = 32, as_video
             iio.imwrite(d / "images0" / f"im_{t}.jpg", fr[t], quality=95)
         frames["images0"] = fr
     return {"frames": frames, "cameras": cams}
+
+
+def write_robot_lerobot(root: str | Path, episodes: list[dict]) -> Path:
+    """A LeRobot v3 dataset as a robot without our tools records it: joint positions, videos, tasks.
+
+    Each of ``episodes`` is ``{"frames": {camera: uint8 (T, H, W, 3)}, "joints": (T, J),
+    "instruction": str, "fps": float}``. ``observation.state`` holds the joints and ``action`` the next
+    frame's joints (joint-space targets); there is no pose column and no calibration: our writer
+    writes it, then every ``actionimages/*`` column, the checksums and the pose-shaped ``action`` are
+    replaced, so only what LeRobot itself writes is left. Returns ``root``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from actionimages.codec.camera import Camera
+    from actionimages.data.episode import Episode
+    from actionimages.data.lerobot import CHECKSUMS_PATH, INFO_PATH, STATS_PATH, DatasetWriter
+
+    root = Path(root)
+    with DatasetWriter(root, fps=float(episodes[0]["fps"]), robot_type="robot") as writer:
+        for ep in episodes:
+            T = len(ep["joints"])
+            cams = {  # placeholders: the writer needs cameras; they are stripped below
+                c: Camera.look_at([1.5, 0.0, 1.0], [0.4, 0.0, 0.0], width=f.shape[2], height=f.shape[1])
+                for c, f in ep["frames"].items()
+            }
+            writer.add_episode(
+                Episode(
+                    frames=ep["frames"],
+                    cameras=cams,
+                    actions=np.tile([0.5, 0.0, 0.3, np.pi, 0.0, 0.0, 1.0], (T, 1)),
+                    state=np.asarray(ep["joints"], dtype=np.float64),
+                    instruction=ep["instruction"],
+                    task="robot",
+                    fps=float(ep["fps"]),
+                )
+            )
+    for path in sorted((root / "meta" / "episodes").rglob("*.parquet")):
+        table = pq.read_table(path)
+        ours = [c for c in table.column_names if c.startswith(("actionimages/", "stats/action/"))]
+        pq.write_table(table.drop_columns(ours), path)
+    J = len(episodes[0]["joints"][0])
+    for path in sorted((root / "data").rglob("*.parquet")):
+        table = pq.read_table(path)
+        state = np.asarray(table.column("observation.state").to_pylist(), dtype=np.float32)
+        target = np.concatenate([state[1:], state[-1:]])  # the next frame's joints
+        column = pa.FixedSizeListArray.from_arrays(pa.array(target.reshape(-1)), J)
+        pq.write_table(table.set_column(table.column_names.index("action"), "action", column), path)
+    info = json.loads((root / INFO_PATH).read_text())
+    names = [f"joint{j}" for j in range(J)]
+    info["features"]["action"] = {"dtype": "float32", "shape": [J], "names": names}
+    info["features"]["observation.state"]["names"] = names
+    (root / INFO_PATH).write_text(json.dumps(info, indent=4))
+    stats = json.loads((root / STATS_PATH).read_text())
+    stats.pop("action", None)  # stats of the placeholder poses
+    (root / STATS_PATH).write_text(json.dumps(stats, indent=4))
+    (root / CHECKSUMS_PATH).unlink(missing_ok=True)
+    return root

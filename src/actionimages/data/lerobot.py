@@ -752,7 +752,7 @@ class DatasetReader:
             self._raw: dict[int, dict[str, Any]] = {}  # rows as read, of every metadata file loaded
             self._row_file: dict[int, Path] = {}
             self._loaded: set[Path] = set()
-            self._data: tuple[tuple[Path, int, int], pa.Table] | None = None  # last frame-data file read
+            self._data: tuple[tuple[Any, ...], pa.Table] | None = None  # last frame-data file read
             self._key = key
 
     @property
@@ -889,30 +889,42 @@ class DatasetReader:
         first, _ = self.video_span(i, camera)  # episodes packed in one file (LeRobot) start at an offset
         return decode_frames(path, idx + first, self.fps, where=f"episode {i} camera {camera!r}")
 
-    def arrays(self, i: int) -> dict[str, np.ndarray]:
-        """Per-frame columns of episode ``i``: ``action`` (T, 7), ``observation.state`` (T, D), timestamps."""
+    def columns(self, i: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per-frame columns ``names`` of episode ``i`` in frame order: float64 (T,) or (T, D) each.
+
+        A column the frame data lacks raises :class:`DataError` naming it and the columns there are.
+        """
         row = self.meta(i)
         path = self.data_path(i)
         try:
             st = path.stat()
         except FileNotFoundError:
             raise DataError(f"{self.root} episode {i}: frame data missing: {path}") from None
-        stamp = (path, st.st_mtime_ns, st.st_size)
+        wanted = ("episode_index", "frame_index", *names)
+        stamp = (path, st.st_mtime_ns, st.st_size, wanted)
         if self._data is not None and self._data[0] == stamp:  # episodes packed in one file (LeRobot)
             table = self._data[1]
         else:
             try:
-                table = pq.read_table(
-                    path, columns=["episode_index", "frame_index", "action", "observation.state", "timestamp"]
+                have = pq.read_schema(path).names
+            except (OSError, pa.ArrowException) as exc:
+                raise DataError(f"{self.root} episode {i}: unreadable frame data {path}: {exc}") from exc
+            missing = [c for c in wanted if c not in have]
+            if missing:
+                raise DataError(
+                    f"{self.root} episode {i}: no column {', '.join(map(repr, missing))} in {path}; "
+                    f"its columns: {have}"
                 )
-            except (OSError, pa.ArrowException, KeyError) as exc:
+            try:
+                table = pq.read_table(path, columns=list(dict.fromkeys(wanted)))
+            except (OSError, pa.ArrowException) as exc:
                 raise DataError(f"{self.root} episode {i}: unreadable frame data {path}: {exc}") from exc
             self._data = (stamp, table)
         if int(row["dataset_to_index"]) - int(row["dataset_from_index"]) != table.num_rows:
             mask = np.asarray(table.column("episode_index")) == i
             table = table.filter(pa.array(mask))
         out: dict[str, np.ndarray] = {}
-        for col in ("action", "observation.state"):
+        for col in names:
             values = table.column(col).to_pylist()
             try:
                 out[col] = np.asarray(values, dtype=np.float64)
@@ -920,9 +932,32 @@ class DatasetReader:
                 raise DataError(
                     f"{self.root} episode {i}: {col} rows in {path} are ragged or null: {exc}"
                 ) from exc
-        out["timestamp"] = np.asarray(table.column("timestamp"), dtype=np.float64)
         order = np.argsort(np.asarray(table.column("frame_index")))
         return {k: v[order] for k, v in out.items()}
+
+    def arrays(self, i: int) -> dict[str, np.ndarray]:
+        """Per-frame columns of episode ``i``: ``action`` (T, 7), ``observation.state`` (T, D), timestamps."""
+        return self.columns(i, ["action", "observation.state", "timestamp"])
+
+    def video_file(self, i: int, camera: str) -> VideoFile:
+        """Episode ``i``'s frames of ``camera`` (a lazily decoded :class:`VideoFile` of its span)."""
+        T = self.num_frames(i)
+        features = self.info["features"]
+        if video_key(camera) not in features:
+            raise DataError(
+                f"{self.root} episode {i}: no video for camera {camera!r} (cameras: {self.cameras})"
+            )
+        shape = features[video_key(camera)]["shape"]
+        first, _ = self.video_span(i, camera)
+        return VideoFile(
+            self.video_path(i, camera),
+            T,
+            int(shape[0]),
+            int(shape[1]),
+            self.fps,
+            frame_map=np.arange(first, first + T) if first else None,
+            where=f"episode {i} camera {camera!r}",
+        )
 
     def episode(self, i: int) -> Episode:
         """Episode ``i`` with lazily decoded frames (a :class:`VideoFile` per camera)."""
@@ -937,23 +972,16 @@ class DatasetReader:
             )
         calib = row.get(EXT + "calibration")
         if calib is None:
-            raise DataError(f"{where}: missing calibration (no {EXT}calibration column in meta/episodes)")
+            raise DataError(
+                f"{where}: missing calibration (no {EXT}calibration column in meta/episodes); a dataset "
+                "from your own robot converts with --calibration and a pose source (docs/DEPLOY.md)"
+            )
         cameras = calibration_from_json(calib, where)
         frames = {}
         for cam in self.cameras:
             if cam not in cameras:
                 raise DataError(f"{where}: missing calibration for camera {cam!r}")
-            shape = self.info["features"][video_key(cam)]["shape"]
-            first, _ = self.video_span(i, cam)
-            frames[cam] = VideoFile(
-                self.video_path(i, cam),
-                T,
-                int(shape[0]),
-                int(shape[1]),
-                self.fps,
-                frame_map=np.arange(first, first + T) if first else None,
-                where=f"episode {i} camera {cam!r}",
-            )
+            frames[cam] = self.video_file(i, cam)
         extra = [c for c in cameras if c not in frames]
         if extra:
             raise DataError(

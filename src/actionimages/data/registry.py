@@ -4,7 +4,8 @@ A new source is one reader module (``len``, ``episode(i) -> Episode``, ``cameras
 with :func:`register_source` and imported in :func:`_load_readers`. A reader declares ``kind``
 and either ``root_markers`` (paths under the dataset root only its layout has, e.g. LeRobot's
 ``meta/info.json``) or ``detection_markers()`` (file or directory names that mark one episode
-anywhere in the tree).
+anywhere in the tree), or ``detected = False`` when its layout is another's and it is opened only by
+name (``robot``: a LeRobot dataset read with poses and cameras from outside it).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def detect_kind(path: str | Path) -> str:
         for name in (*filenames, *dirnames):
             if name in by_marker:
                 return by_marker[name]
-    raise DataError(f"{root}: not a {', '.join(readers)} layout (see docs/DATA.md)")
+    kinds = [k for k, cls in readers.items() if getattr(cls, "detected", True)]
+    raise DataError(f"{root}: not a {', '.join(kinds)} layout (see docs/DATA.md)")
 
 
 def open_source(path: str | Path, kind: str | None = None, **kwargs: Any) -> Any:

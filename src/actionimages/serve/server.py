@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import logging
 import threading
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +28,7 @@ from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, WireError, packb
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from actionimages.calibrate.files import camera_for_image
 from actionimages.codec.camera import Camera
 from actionimages.errors import ActionImagesError
 
@@ -61,11 +63,49 @@ def _array(value: Any, name: str, shape: tuple[int | None, ...], kinds: str = "i
     return value
 
 
-def parse_request(req: Any, num_views: int) -> tuple[dict[str, Any], str, int | None, bool]:
+def _camera(name: str, cam: dict[str, Any], img: np.ndarray, calibration: Mapping[str, Camera]) -> Camera:
+    """The calibration of request camera ``name``: its own ``K`` and ``cam_to_world``, or the server's
+    calibration file's when it sends neither (scaled to the image when only the resolution differs)."""
+    given = sorted({"K", "cam_to_world"} & set(cam))
+    if not given:
+        if name not in calibration:
+            where = (
+                f"the server's calibration file has none (it has {sorted(calibration)})"
+                if calibration
+                else "the server has no calibration file (serve --calibration)"
+            )
+            raise RequestError(
+                "missing_calibration",
+                f"missing calibration for camera {name!r}: the request sends no K and cam_to_world, "
+                f"and {where}",
+            )
+        try:
+            return camera_for_image(calibration[name], img.shape[1], img.shape[0], f"camera {name!r}")
+        except ActionImagesError as exc:
+            raise RequestError("bad_calibration", str(exc)) from exc
+    if len(given) == 1:  # half from the request, half from the file would mix two calibrations
+        missing = "cam_to_world" if given == ["K"] else "K"
+        raise RequestError(
+            "missing_calibration",
+            f"missing calibration for camera {name!r}: the request sends {given[0]} but no {missing}; "
+            "send both, or neither to use the server's calibration file",
+        )
+    K = _array(cam["K"], f"cameras[{name!r}].K", (3, 3))
+    c2w = _array(cam["cam_to_world"], f"cameras[{name!r}].cam_to_world", (4, 4))
+    try:
+        return Camera(K.astype(np.float64), c2w.astype(np.float64), img.shape[1], img.shape[0])
+    except ActionImagesError as exc:
+        raise RequestError("bad_calibration", f"camera {name!r}: {exc}") from exc
+
+
+def parse_request(
+    req: Any, num_views: int, calibration: Mapping[str, Camera] | None = None
+) -> tuple[dict[str, Any], str, int | None, bool]:
     """A wire request -> (policy observation, episode id, seed or None, return_images).
 
     The observation is what the in-process policies take: ``{"images": {cam: uint8 (H, W, 3)},
-    "cameras": {cam: Camera}, "ee_pose": (7,), "instruction": str}``.
+    "cameras": {cam: Camera}, "ee_pose": (7,), "instruction": str}``. A request camera without ``K``
+    and ``cam_to_world`` takes them from ``calibration`` ``{name: Camera}`` (the calibration file).
     """
     from actionimages.codec.poses import to_euler_actions
 
@@ -108,22 +148,12 @@ def parse_request(req: Any, num_views: int) -> tuple[dict[str, Any], str, int | 
         extra = sorted(set(cam) - CAMERA_FIELDS)
         if extra:
             raise RequestError("unknown_field", f"camera {name!r}: unknown field(s) {extra}")
-        missing = sorted({"K", "cam_to_world"} - set(cam))
-        if missing:
-            raise RequestError(
-                "missing_calibration", f"missing calibration for camera {name!r}: no {missing}"
-            )
         if "image" not in cam:
             raise RequestError("missing_field", f"camera {name!r} has no image")
         img = _array(cam["image"], f"cameras[{name!r}].image", (None, None, 3), kinds="u")
         if img.dtype != np.uint8:
             raise RequestError("bad_request", f"cameras[{name!r}].image must be uint8, got {img.dtype}")
-        K = _array(cam["K"], f"cameras[{name!r}].K", (3, 3))
-        c2w = _array(cam["cam_to_world"], f"cameras[{name!r}].cam_to_world", (4, 4))
-        try:
-            cameras[name] = Camera(K.astype(np.float64), c2w.astype(np.float64), img.shape[1], img.shape[0])
-        except ActionImagesError as exc:
-            raise RequestError("bad_calibration", f"camera {name!r}: {exc}") from exc
+        cameras[name] = _camera(name, cam, img, calibration or {})
         images[name] = img
     obs = {"images": images, "cameras": cameras, "ee_pose": pose7, "instruction": req["instruction"]}
     return obs, str(episode), seed, bool(req.get("return_images", False))
@@ -137,6 +167,8 @@ class PolicyServer:
         host, port: where to listen (127.0.0.1 by default; another host needs ``token``).
         token: clients must send ``Authorization: Bearer <token>``.
         max_message_bytes: larger requests get a ``too_large`` error frame.
+        calibration: ``{camera name: Camera}`` (:func:`~actionimages.calibrate.load_calibration`):
+            request cameras that send no ``K`` / ``cam_to_world`` take them from here.
         **policy_options: :class:`~actionimages.policy.action_image_policy.ActionImagePolicy`
             options (``num_steps``, ``guidance``, ``seed``, ``execute``, ``views``, ``mode``).
     """
@@ -149,6 +181,7 @@ class PolicyServer:
         token: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
         checkpoint: str = "",
+        calibration: Mapping[str, Camera] | None = None,
         **policy_options: Any,
     ) -> None:
         from actionimages.policy.action_image_policy import ActionImagePolicy
@@ -161,6 +194,7 @@ class PolicyServer:
         self.model, self.host, self.port, self.token = model, host, int(port), token
         self.max_message_bytes = int(max_message_bytes)
         self.policy_options = dict(policy_options)
+        self.calibration = dict(calibration or {})
         probe = ActionImagePolicy(model, **self.policy_options)  # validates the options once
         cfg = model.spec
         self.metadata = {
@@ -179,6 +213,7 @@ class PolicyServer:
                 "openness": "0 closed .. 1 open",
             },
             "request_fields": sorted(REQUEST_FIELDS),
+            "calibrated_cameras": sorted(self.calibration),  # these may omit K and cam_to_world
             "max_message_bytes": self.max_message_bytes,
         }
         self._lock = threading.Lock()  # one inference at a time: the model is not re-entrant
@@ -203,7 +238,7 @@ class PolicyServer:
             req = unpackb(message)
         except WireError as exc:
             raise RequestError("bad_message", str(exc)) from exc
-        obs, episode, seed, return_images = parse_request(req, self.model.spec.num_views)
+        obs, episode, seed, return_images = parse_request(req, self.model.spec.num_views, self.calibration)
         if state.get("episode") != episode:  # a new episode: fresh plan counter and seed
             policy = self._new_policy()
             policy.set_seed(seed if seed is not None else 0)

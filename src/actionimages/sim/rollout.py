@@ -32,6 +32,8 @@ class EpisodeRecord:
         state: float64 (T, 7) measured pose + measured openness.
         instruction, task: strings; fps: frames per second (10).
         info: JSON-ready metadata (seed, split, success, steps, colour, distractors, ...).
+        joints: float64 (T, 9) measured joint positions per frame: the 7 arm joints (rad) and the
+            two finger slides (m, 0..0.04 each), what a real robot's LeRobot recording holds.
     """
 
     frames: dict[str, np.ndarray]
@@ -42,6 +44,7 @@ class EpisodeRecord:
     task: str
     fps: float
     info: dict[str, Any] = field(default_factory=dict)
+    joints: np.ndarray | None = None
 
     @property
     def success(self) -> bool:
@@ -79,6 +82,9 @@ def record_expert_episode(
         frames = {c: [img] for c, img in obs.get("images", {}).items()}  # no images with render=False
         cams: dict[str, list[Camera]] = {c: [as_camera(cam)] for c, cam in obs["cameras"].items()}
         poses = [obs["ee_pose"]]
+        kin = env.unwrapped.kin
+        joint_idx = np.concatenate([kin.qpos_idx, kin.finger_qpos_idx])
+        joints = [env.unwrapped.data.qpos[joint_idx].copy()]
         gripper_cmd = [1.0]  # the reset command: open
         step_info: dict[str, Any] = {"success": False}
         ik_failures, clipped = 0, 0
@@ -91,6 +97,7 @@ def record_expert_episode(
             for c, cam in obs["cameras"].items():
                 cams[c].append(as_camera(cam))
             poses.append(obs["ee_pose"])
+            joints.append(env.unwrapped.data.qpos[joint_idx].copy())
             gripper_cmd.append(float(action[6]))
             ik_failures += int(step_info["ik_failed"])
             clipped += int(step_info["clipped"])
@@ -117,7 +124,15 @@ def record_expert_episode(
         }
         meta.update({k: _jsonable(v) for k, v in info.items() if k in ("colour", "which", "distractors")})
         return EpisodeRecord(
-            out_frames, out_cams, actions, state, obs["instruction"], task, 1.0 / CONTROL_DT, meta
+            out_frames,
+            out_cams,
+            actions,
+            state,
+            obs["instruction"],
+            task,
+            1.0 / CONTROL_DT,
+            meta,
+            np.stack(joints),
         )
     finally:
         env.close()

@@ -105,6 +105,26 @@ def mujoco_camera(model: mujoco.MjModel, data: mujoco.MjData, name: str, width: 
     return Camera(K, T, width, height)
 
 
+PANDA_DEFAULTS = """\
+<default class="panda">
+      <joint pos="0 0 0" axis="0 0 1" armature="0.1" damping="1"/>
+      <default class="panda_viz">
+        <geom contype="0" conaffinity="0" group="1" type="mesh" rgba="0.95 0.95 0.93 1" mass="0"/>
+      </default>
+      <default class="panda_col">
+        <geom contype="1" conaffinity="1" group="3" type="mesh"/>
+      </default>
+      <default class="panda_arm"><joint damping="1"/></default>
+      <default class="panda_forearm"><joint damping="0.5"/></default>
+      <default class="panda_finger">
+        <joint damping="2" armature="0.01"/>
+        <geom friction="1.5 0.05 0.001" condim="4" group="3" contype="1" conaffinity="1" mass="0"
+              solref="0.004 1" solimp="0.95 0.99 0.001" rgba="0.3 0.3 0.3 1"/>
+      </default>
+    </default>
+"""  # the Panda's joint and geom classes: shared by the scene and robot_mjcf()
+
+
 def _robot_xml() -> str:
     text = (FRANKA_DIR / "panda.xml").read_text()
     text = text[text.index("-->") + 3 :]  # drop the header comment
@@ -169,22 +189,7 @@ def build_scene_xml(objects_xml: str = "", contact_xml: str = "", timestep: floa
     <default class="finger_act">
       <position kp="1500" kv="20" forcerange="-70 70" ctrlrange="0 {FINGER_MAX}"/>
     </default>
-    <default class="panda">
-      <joint pos="0 0 0" axis="0 0 1" armature="0.1" damping="1"/>
-      <default class="panda_viz">
-        <geom contype="0" conaffinity="0" group="1" type="mesh" rgba="0.95 0.95 0.93 1" mass="0"/>
-      </default>
-      <default class="panda_col">
-        <geom contype="1" conaffinity="1" group="3" type="mesh"/>
-      </default>
-      <default class="panda_arm"><joint damping="1"/></default>
-      <default class="panda_forearm"><joint damping="0.5"/></default>
-      <default class="panda_finger">
-        <joint damping="2" armature="0.01"/>
-        <geom friction="1.5 0.05 0.001" condim="4" group="3" contype="1" conaffinity="1" mass="0"
-              solref="0.004 1" solimp="0.95 0.99 0.001" rgba="0.3 0.3 0.3 1"/>
-      </default>
-    </default>
+    {PANDA_DEFAULTS}
   </default>
   <worldbody>
     <light name="key" pos="0.6 -0.6 2.2" dir="-0.2 0.3 -1" directional="true" castshadow="false"
@@ -208,6 +213,28 @@ def build_scene_xml(objects_xml: str = "", contact_xml: str = "", timestep: floa
     <position name="act_finger1" joint="finger1" class="finger_act"/>
     <position name="act_finger2" joint="finger2" class="finger_act"/>
   </actuator>
+</mujoco>
+"""
+
+
+def robot_mjcf() -> str:
+    """A standalone MJCF of the benchmark's Panda alone (no table, cameras or actuators).
+
+    ``actionimages dataset convert --mjcf panda`` computes forward kinematics with it; its ``tcp`` site
+    is the sim's tool centre point, so poses from its joint angles are the sim's ``ee_pose``.
+    """
+    return f"""
+<mujoco model="actionimages_panda">
+  <compiler angle="radian" autolimits="true"/>
+  <asset>
+    {_mesh_assets()}
+  </asset>
+  <default>
+    {PANDA_DEFAULTS}
+  </default>
+  <worldbody>
+    {_robot_xml()}
+  </worldbody>
 </mujoco>
 """
 
