@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -640,3 +641,70 @@ def test_rot6d_helpers():
         rot6d_to_matrix(np.array([1.0, 0, 0, 2.0, 0, 0]))
     with pytest.raises(ActionImagesError, match="last dimension 6"):
         rot6d_to_matrix(np.zeros(5))
+
+
+def _lerobot_delete_first(src, dst):
+    """What LeRobot's ``delete_episodes(ds, [0])`` leaves: episodes renumbered, LeRobot's episode
+    columns only (every ``actionimages/*`` column and our checksums gone), frame data unchanged."""
+    shutil.copytree(src, dst)
+    for sub in ("meta/episodes", "data"):
+        (dst / sub / "chunk-000/file-000.parquet").unlink()
+    for cam in ("front", "side"):
+        (dst / f"videos/observation.images.{cam}/chunk-000/file-000.mp4").unlink()
+    (dst / "meta/actionimages_checksums.json").unlink()
+    shift = 0
+    for f in (1, 2):
+        meta = dst / f"meta/episodes/chunk-000/file-00{f}.parquet"
+        rows = [
+            {k: v for k, v in r.items() if not k.startswith("actionimages/")}
+            for r in pq.read_table(meta).to_pylist()
+        ]
+        shift = shift or rows[0]["dataset_from_index"]
+        for r in rows:
+            r["episode_index"] -= 1
+            r["dataset_from_index"] -= shift
+            r["dataset_to_index"] -= shift
+        pq.write_table(pa.Table.from_pylist(rows), meta)
+        data = pq.read_table(dst / f"data/chunk-000/file-00{f}.parquet").to_pydict()
+        data["episode_index"] = [e - 1 for e in data["episode_index"]]
+        data["index"] = [k - shift for k in data["index"]]
+        pq.write_table(pa.Table.from_pydict(data), dst / f"data/chunk-000/file-00{f}.parquet")
+    info = json.loads((dst / "meta/info.json").read_text())
+    info["total_episodes"], info["total_frames"] = 2, info["total_frames"] - shift
+    (dst / "meta/info.json").write_text(json.dumps(info))
+
+
+def test_restore_calibration_after_lerobot_edits(tmp_path, capsys):
+    from actionimages.cli import main
+
+    src, dst = tmp_path / "src", tmp_path / "edited"
+    eps = _write(src, n=3, T=5)  # episode 1 calibrated per frame
+    _lerobot_delete_first(src, dst)
+    report = check_dataset(dst, progress=False)
+    assert report.bad_episodes == [0, 1] and "missing calibration" in report.episodes[0].problems[0]
+    with pytest.raises(DataError, match="missing calibration"):
+        DatasetReader(dst).episode(0)
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(dst)]) == 2
+    assert "cannot restore its columns from itself" in capsys.readouterr().err
+    before = _files(dst)
+    bad = tmp_path / "other"
+    _write(bad, n=1, T=5)
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "edited episode 0: no episode of" in err and "nothing was written" in err, err
+    assert _files(dst) == before
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(bad), "--from", str(src)]) == 0
+    assert "restored the actionimages columns of 2 episodes" in capsys.readouterr().out
+    r = DatasetReader(dst)
+    for i, ref in enumerate(eps[1:]):
+        ep = r.episode(i)
+        assert (
+            ep.task == ref.task
+            and ep.info["seed"] == ref.info["seed"]
+            and ep.is_static("front") == ref.is_static("front")
+        )
+        np.testing.assert_allclose(
+            ep.camera_at("side", 4).cam_to_world, ref.camera_at("side", 4).cam_to_world
+        )
+        assert r.meta(i)["actionimages/key"] == ""
+    assert check_dataset(dst, full=True, progress=False).ok

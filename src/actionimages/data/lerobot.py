@@ -35,7 +35,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -276,6 +276,17 @@ def episode_dir_files(root: str | Path) -> list[str]:
     return sorted(out)
 
 
+def lock_dataset(root: Path) -> IO[str]:
+    """Take the dataset's advisory writer lock (released by closing the returned file)."""
+    lock = open(root / LOCK_NAME, "a")  # noqa: SIM115 (held until the caller closes it)
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.close()
+        raise DataError(f"{root}: another DatasetWriter holds this dataset") from exc
+    return lock
+
+
 # ----------------------------------------------------------------------------- statistics
 def _moments(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per-feature stats of (N, D) values in LeRobot's stats.json layout."""
@@ -352,12 +363,7 @@ class DatasetWriter:
             raise DataError(f"{self.root}: fps must be positive, got {fps}")
         self.video_opts = {"crf": int(crf), "pix_fmt": pix_fmt, "gop": int(gop), "codec": codec}
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.root / LOCK_NAME, "a")  # noqa: SIM115 (held until close)
-        try:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self._lock_file.close()
-            raise DataError(f"{self.root}: another DatasetWriter holds this dataset") from exc
+        self._lock_file = lock_dataset(self.root)
         self._closed = False
         info_path = self.root / INFO_PATH
         if info_path.exists():
