@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -552,3 +554,157 @@ def test_bad_stored_actions_name_the_dataset_and_episode(tmp_path):
     with pytest.raises(DataError, match=rf"{root} episode 1 "):  # what train-vae's samples raise
         ClipDataset(r, builder)[1]
     assert r.episode(0).info["source"].startswith(f"{root} episode 0 (recorded from synthetic")
+
+
+def _top_down_episode(seed: int, T: int = 10) -> Episode:
+    """A tool pointing down whose Euler rx flips between about -pi and +pi (as SciPy returns it)."""
+    from actionimages.codec import euler_to_matrix, matrix_to_euler
+
+    rng = np.random.default_rng(seed)
+    ep = make_synthetic_episode(T=T, seed=seed)
+    tilt = np.stack([rng.normal(0, 0.05, T), rng.normal(0, 0.05, T), rng.uniform(-0.3, 0.3, T)], axis=1)
+    euler = matrix_to_euler(euler_to_matrix(tilt) @ euler_to_matrix(np.array([np.pi, 0.0, 0.0])))
+    actions = ep.actions.copy()
+    actions[:, 3:6] = euler
+    return dataclasses.replace(ep, actions=actions, state=actions.copy())
+
+
+def test_continuous_rotation_feature_has_meaningful_statistics(tmp_path):
+    """Euler rx of a top-down tool flips sign, so its std is ~pi; the 6-D rotation's is small."""
+    from actionimages.codec import euler_to_matrix, rot6d_to_matrix, rotation_angle_between
+
+    root = tmp_path / "d"
+    eps = [_top_down_episode(s) for s in range(3)]
+    with DatasetWriter(root, fps=10) as w:
+        for ep in eps:
+            w.add_episode(ep)
+    rx = np.concatenate([ep.actions[:, 3] for ep in eps])
+    assert (rx > 3).any() and (rx < -3).any()  # the flip is there
+    info = json.loads((root / "meta/info.json").read_text())
+    stats = json.loads((root / "meta/stats.json").read_text())
+    for key, pose in lr.ROT6D_FEATURES.items():
+        assert info["features"][key] == {"dtype": "float32", "shape": [6], "names": lr.ROT6D_NAMES}
+        assert stats[pose]["std"][3] > 2.5  # Euler rx: meaningless for mean/std normalisation
+        assert max(stats[key]["std"]) < 0.5 and stats[key]["count"] == [30]
+        assert set(stats[key]) == set(stats[pose])  # same stats format as the other features
+    r = DatasetReader(root)
+    for i, ep in enumerate(eps):
+        arrays = r.arrays(i)
+        for key in lr.ROT6D_FEATURES:
+            assert arrays[key].shape == (10, 6)
+            angle = rotation_angle_between(rot6d_to_matrix(arrays[key]), euler_to_matrix(ep.actions[:, 3:6]))
+            assert angle.max() < 1e-5, angle.max()  # round-trips to the same rotation
+        np.testing.assert_allclose(r.episode(i).actions, ep.actions, atol=1e-6)  # Euler columns kept
+    assert check_dataset(root, full=True, progress=False).ok
+    # a rotation column edited without its Euler twin is caught
+    path = root / "data/chunk-000/file-001.parquet"
+    table = pq.read_table(path)
+    bad = np.tile(np.array([1, 0, 0, 0, 1, 0], np.float32), (10, 1))
+    col = pa.FixedSizeListArray.from_arrays(pa.array(bad.reshape(-1)), 6)
+    pq.write_table(table.set_column(table.column_names.index("action.rot6d"), "action.rot6d", col), path)
+    problems = check_dataset(root, progress=False).episodes[1].problems
+    assert any("action.rot6d disagrees with action's Euler angles" in p for p in problems), problems
+
+
+def test_datasets_without_the_rotation_feature_stay_readable_and_appendable(tmp_path):
+    """A dataset written before ``action.rot6d`` existed: read, appended to (without the new
+    columns, so its files stay consistent with its features) and checked as before."""
+    root = tmp_path / "d"
+    _write(root, n=1, T=4)
+    info = json.loads((root / "meta/info.json").read_text())
+    for key in lr.ROT6D_FEATURES:  # what an older writer produced
+        del info["features"][key]
+    (root / "meta/info.json").write_text(json.dumps(info))
+    path = root / "data/chunk-000/file-000.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(list(lr.ROT6D_FEATURES)), path)
+    (root / "meta/actionimages_checksums.json").unlink()
+    with DatasetWriter(root, fps=10) as w:
+        w.add_episode(make_synthetic_episode(T=5, seed=1))
+    r = DatasetReader(root)
+    assert len(r) == 2 and set(r.arrays(1)) == {"action", "observation.state", "timestamp"}
+    assert "action.rot6d" not in pq.read_table(root / "data/chunk-000/file-001.parquet").column_names
+    assert check_dataset(root, full=True, progress=False).ok
+
+
+def test_rot6d_helpers():
+    from actionimages.codec import euler_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
+    from actionimages.errors import ActionImagesError
+
+    R = np.stack([np.eye(3), np.diag([1.0, -1.0, -1.0])])
+    np.testing.assert_allclose(matrix_to_rot6d(R), [[1, 0, 0, 0, 1, 0], [1, 0, 0, 0, -1, 0]])
+    np.testing.assert_allclose(rot6d_to_matrix(matrix_to_rot6d(R)), R)
+    noisy = euler_to_rot6d(np.array([0.3, -0.2, 1.0])) + 0.01
+    Rn = rot6d_to_matrix(noisy)
+    np.testing.assert_allclose(Rn.T @ Rn, np.eye(3), atol=1e-12)
+    assert np.linalg.det(Rn) == pytest.approx(1.0)
+    with pytest.raises(ActionImagesError, match="degenerate 6-D rotation"):
+        rot6d_to_matrix(np.array([1.0, 0, 0, 2.0, 0, 0]))
+    with pytest.raises(ActionImagesError, match="last dimension 6"):
+        rot6d_to_matrix(np.zeros(5))
+
+
+def _lerobot_delete_first(src, dst):
+    """What LeRobot's ``delete_episodes(ds, [0])`` leaves: episodes renumbered, LeRobot's episode
+    columns only (every ``actionimages/*`` column and our checksums gone), frame data unchanged."""
+    shutil.copytree(src, dst)
+    for sub in ("meta/episodes", "data"):
+        (dst / sub / "chunk-000/file-000.parquet").unlink()
+    for cam in ("front", "side"):
+        (dst / f"videos/observation.images.{cam}/chunk-000/file-000.mp4").unlink()
+    (dst / "meta/actionimages_checksums.json").unlink()
+    shift = 0
+    for f in (1, 2):
+        meta = dst / f"meta/episodes/chunk-000/file-00{f}.parquet"
+        rows = [
+            {k: v for k, v in r.items() if not k.startswith("actionimages/")}
+            for r in pq.read_table(meta).to_pylist()
+        ]
+        shift = shift or rows[0]["dataset_from_index"]
+        for r in rows:
+            r["episode_index"] -= 1
+            r["dataset_from_index"] -= shift
+            r["dataset_to_index"] -= shift
+        pq.write_table(pa.Table.from_pylist(rows), meta)
+        data = pq.read_table(dst / f"data/chunk-000/file-00{f}.parquet").to_pydict()
+        data["episode_index"] = [e - 1 for e in data["episode_index"]]
+        data["index"] = [k - shift for k in data["index"]]
+        pq.write_table(pa.Table.from_pydict(data), dst / f"data/chunk-000/file-00{f}.parquet")
+    info = json.loads((dst / "meta/info.json").read_text())
+    info["total_episodes"], info["total_frames"] = 2, info["total_frames"] - shift
+    (dst / "meta/info.json").write_text(json.dumps(info))
+
+
+def test_restore_calibration_after_lerobot_edits(tmp_path, capsys):
+    from actionimages.cli import main
+
+    src, dst = tmp_path / "src", tmp_path / "edited"
+    eps = _write(src, n=3, T=5)  # episode 1 calibrated per frame
+    _lerobot_delete_first(src, dst)
+    report = check_dataset(dst, progress=False)
+    assert report.bad_episodes == [0, 1] and "missing calibration" in report.episodes[0].problems[0]
+    with pytest.raises(DataError, match="missing calibration"):
+        DatasetReader(dst).episode(0)
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(dst)]) == 2
+    assert "cannot restore its columns from itself" in capsys.readouterr().err
+    before = _files(dst)
+    bad = tmp_path / "other"
+    _write(bad, n=1, T=5)
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "edited episode 0: no episode of" in err and "nothing was written" in err, err
+    assert _files(dst) == before
+    assert main(["dataset", "restore-calibration", str(dst), "--from", str(bad), "--from", str(src)]) == 0
+    assert "restored the actionimages columns of 2 episodes" in capsys.readouterr().out
+    r = DatasetReader(dst)
+    for i, ref in enumerate(eps[1:]):
+        ep = r.episode(i)
+        assert (
+            ep.task == ref.task
+            and ep.info["seed"] == ref.info["seed"]
+            and ep.is_static("front") == ref.is_static("front")
+        )
+        np.testing.assert_allclose(
+            ep.camera_at("side", 4).cam_to_world, ref.camera_at("side", 4).cam_to_world
+        )
+        assert r.meta(i)["actionimages/key"] == ""
+    assert check_dataset(dst, full=True, progress=False).ok

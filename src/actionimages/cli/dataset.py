@@ -1,4 +1,4 @@
-"""``actionimages dataset``: check, summarise and convert episode datasets."""
+"""``actionimages dataset``: check, summarise, convert and repair episode datasets."""
 
 from __future__ import annotations
 
@@ -148,6 +148,17 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restore(args: argparse.Namespace) -> int:
+    from actionimages.data.restore import restore_columns
+
+    done = restore_columns(args.dir, args.sources)
+    print(
+        f"restored the actionimages columns of {done['episodes']} episodes "
+        f"({done['files']} meta/episodes files rewritten) in {args.dir}"
+    )
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("dataset", help="check, summarise and convert episode datasets (LeRobot v3)")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
@@ -208,6 +219,20 @@ def register(subparsers: Any) -> None:
     )
     r.add_argument("--task", default="robot", help="task name stored with each episode (default robot)")
     v.set_defaults(func=_convert)
+    r = sub.add_parser(
+        "restore-calibration",
+        help="put back the actionimages/* columns (calibration, ...) that LeRobot's "
+        "delete_episodes / split_dataset / merge_datasets drop, matching episodes by frame data",
+    )
+    r.add_argument("dir", help="the dataset LeRobot's tool wrote")
+    r.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        required=True,
+        help="a dataset it was made from (repeat for a merge)",
+    )
+    r.set_defaults(func=_restore)
 
     def _help(_: argparse.Namespace) -> int:
         p.print_help(sys.stderr)

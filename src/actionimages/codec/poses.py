@@ -73,6 +73,46 @@ def matrix_to_quat(matrix: np.ndarray) -> np.ndarray:
     return q.reshape(*m.shape[:-2], 4)
 
 
+def matrix_to_rot6d(matrix: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> the continuous 6-D rotation (..., 6): the first two columns.
+
+    Layout ``[x_axis (3), y_axis (3)]``: the tool's x and y axes in the world frame (Zhou et al.,
+    "On the Continuity of Rotation Representations", CVPR 2019). Unlike Euler angles (``rx`` of a
+    top-down tool jumps between -pi and pi) or a ``qw >= 0`` quaternion (which flips sign at exactly
+    those 180-degree rotations, where ``qw`` = 0), it is continuous and unique, so its mean / std
+    statistics mean something.
+    """
+    m = _as_float_array(matrix, "rotation matrix")
+    if m.shape[-2:] != (3, 3):
+        raise ActionImagesError(f"rotation matrices must have shape (..., 3, 3), got {m.shape}")
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
+
+
+def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
+    """6-D rotations (..., 6) ``[x_axis, y_axis]`` -> rotation matrices (..., 3, 3) by Gram–Schmidt.
+
+    x = norm(a), y = norm(b - (b.x) x), z = x × y; so a slightly perturbed 6-D vector (float32
+    storage, a network's output) still gives a proper rotation. Parallel or zero axes are refused.
+    """
+    r = _as_float_array(rot6d, "6-D rotation")
+    if r.shape[-1] != 6:
+        raise ActionImagesError(f"6-D rotations must have last dimension 6, got shape {r.shape}")
+    a, b = r[..., :3], r[..., 3:]
+    na = np.linalg.norm(a, axis=-1, keepdims=True)
+    y = b - np.sum(b * a, axis=-1, keepdims=True) * a / np.maximum(na, 1e-12) ** 2
+    ny = np.linalg.norm(y, axis=-1, keepdims=True)
+    if np.any(na < 1e-6) or np.any(ny < 1e-6):
+        raise ActionImagesError("degenerate 6-D rotation: an axis is zero or the two axes are parallel")
+    x = a / na
+    y = y / ny
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def euler_to_rot6d(euler: np.ndarray) -> np.ndarray:
+    """Euler angles (..., 3), extrinsic xyz radians -> 6-D rotations (..., 6) (:func:`matrix_to_rot6d`)."""
+    return matrix_to_rot6d(euler_to_matrix(euler))
+
+
 def euler_to_quat(euler: np.ndarray) -> np.ndarray:
     """Euler angles (..., 3) -> quaternions (..., 4) xyzw."""
     return matrix_to_quat(euler_to_matrix(euler))

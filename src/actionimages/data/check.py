@@ -11,19 +11,23 @@ import numpy as np
 from tqdm import tqdm
 
 from actionimages.atomic import TMP_PREFIX, sha256_file
+from actionimages.codec.poses import euler_to_matrix, rot6d_to_matrix, rotation_angle_between
 from actionimages.data.episode import calibration_from_json
 from actionimages.data.lerobot import (
     CHECKSUMS_PATH,
     EPISODE_DIRS,
     EXT,
     JOURNAL_PATH,
+    ROT6D_FEATURES,
     DatasetReader,
     episode_dir_files,
     read_checksums,
     video_key,
 )
 from actionimages.data.video import count_frames, decode_frames, probe_video
-from actionimages.errors import DataError
+from actionimages.errors import ActionImagesError, DataError
+
+ROT6D_TOL_DEG = 0.01  # float32 storage agrees to ~1e-5 degrees; more means one column was edited
 
 
 @dataclass
@@ -150,6 +154,11 @@ class _Checker:
             rep.problems.append("NaN/inf in observation.state")
         if len(acts) != T:
             rep.problems.append(f"frame-count mismatch: metadata length {T}, frame data has {len(acts)} rows")
+        for key, pose in ROT6D_FEATURES.items():
+            if key in arrays and len(arrays[key]) == len(arrays[pose]):
+                problem = _rot6d_problem(key, arrays[key], arrays[pose], pose)
+                if problem:
+                    rep.problems.append(problem)
 
     def _video(self, i: int, cam: str, T: int, rep: EpisodeReport) -> None:
         reader, label = self.reader, f"episode {i} camera {cam!r}"
@@ -336,6 +345,21 @@ def _notes(checker: _Checker, full: bool, n: int) -> list[str]:
             f"actionimages' DatasetWriter); checked structurally only: {_episode_ranges(checker.unhashed)}"
         ]
     return []
+
+
+def _rot6d_problem(key: str, rot6d: np.ndarray, pose: np.ndarray, pose_key: str) -> str | None:
+    """Whether the 6-D rotations (T, 6) describe the same rotations as the Euler angles ``pose[:, 3:6]``."""
+    try:
+        angle = np.degrees(rotation_angle_between(rot6d_to_matrix(rot6d), euler_to_matrix(pose[:, 3:6])))
+    except ActionImagesError as exc:  # NaN or degenerate (NaN Euler angles are reported above)
+        return None if not np.all(np.isfinite(pose)) else f"{key}: {exc}"
+    t = int(np.argmax(angle)) if len(angle) else 0
+    if len(angle) and angle[t] > ROT6D_TOL_DEG:
+        return (
+            f"{key} disagrees with {pose_key}'s Euler angles by {angle[t]:.3g} deg (frame {t}): "
+            "one was edited without the other"
+        )
+    return None
 
 
 def dataset_info(root: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from actionimages.atomic import TMP_PREFIX, atomic_path, sha256_file, write_json_atomic
 from actionimages.codec.camera import Camera
+from actionimages.codec.poses import euler_to_rot6d
 from actionimages.data.episode import Episode, calibration_from_json, calibration_to_json
 from actionimages.data.registry import register_source
 from actionimages.data.video import (
@@ -69,6 +70,11 @@ VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE + ".mp4"
 VIDEO_PREFIX = "observation.images."
 EXT = "actionimages/"  # prefix of our extra per-episode columns
 ACTION_NAMES = ["x", "y", "z", "rx", "ry", "rz", "openness"]
+# The continuous twin of a pose column's Euler angles (its columns 3:6): the tool's x and y axes in
+# the world frame (codec.poses.matrix_to_rot6d). Euler rx of a top-down tool jumps between -pi and
+# pi, so mean/std normalisation of the Euler columns is meaningless; LeRobot policies can use these.
+ROT6D_NAMES = ["x_axis_x", "x_axis_y", "x_axis_z", "y_axis_x", "y_axis_y", "y_axis_z"]
+ROT6D_FEATURES = {"action.rot6d": "action", "observation.state.rot6d": "observation.state"}
 STATS_FRAMES = 16  # frames per episode sampled for image statistics
 LOCK_NAME = ".actionimages.lock"
 CHECKSUMS_PATH = "meta/actionimages_checksums.json"  # {"algorithm": "sha256", "files": {relative path: hex}}
@@ -99,6 +105,11 @@ def chunk_file(episode_index: int, chunks_size: int) -> dict[str, int]:
 def _write_parquet_atomic(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def _vectors(x: np.ndarray) -> pa.FixedSizeListArray:
+    """(N, D) values as the fixed-size list column LeRobot stores vector features in."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
 
 
 def _tasks_table(tasks: Sequence[str]) -> pa.Table:
@@ -265,6 +276,17 @@ def episode_dir_files(root: str | Path) -> list[str]:
     return sorted(out)
 
 
+def lock_dataset(root: Path) -> IO[str]:
+    """Take the dataset's advisory writer lock (released by closing the returned file)."""
+    lock = open(root / LOCK_NAME, "a")  # noqa: SIM115 (held until the caller closes it)
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.close()
+        raise DataError(f"{root}: another DatasetWriter holds this dataset") from exc
+    return lock
+
+
 # ----------------------------------------------------------------------------- statistics
 def _moments(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per-feature stats of (N, D) values in LeRobot's stats.json layout."""
@@ -341,12 +363,7 @@ class DatasetWriter:
             raise DataError(f"{self.root}: fps must be positive, got {fps}")
         self.video_opts = {"crf": int(crf), "pix_fmt": pix_fmt, "gop": int(gop), "codec": codec}
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.root / LOCK_NAME, "a")  # noqa: SIM115 (held until close)
-        try:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self._lock_file.close()
-            raise DataError(f"{self.root}: another DatasetWriter holds this dataset") from exc
+        self._lock_file = lock_dataset(self.root)
         self._closed = False
         info_path = self.root / INFO_PATH
         if info_path.exists():
@@ -504,6 +521,9 @@ class DatasetWriter:
                 "names": list(ACTION_NAMES) if ep.state.shape[1] == 7 else None,
             },
         }
+        for key, pose in ROT6D_FEATURES.items():
+            if feats[pose]["names"] == ACTION_NAMES:  # (a state of another layout has no Euler angles)
+                feats[key] = {"dtype": "float32", "shape": [6], "names": list(ROT6D_NAMES)}
         for cam in ep.camera_names:
             _, H, W, _ = ep.frames[cam].shape
             feats[video_key(cam)] = {
@@ -621,12 +641,18 @@ class DatasetWriter:
         actions = episode.actions.astype(np.float32)
         state = episode.state.astype(np.float32)
         frame_index = np.arange(T, dtype=np.int64)
+        # only where the dataset declares them: one written before they existed keeps its columns
+        poses = {"action": episode.actions, "observation.state": episode.state}
+        rot6d = {
+            key: euler_to_rot6d(poses[pose][:, 3:6]).astype(np.float32)
+            for key, pose in ROT6D_FEATURES.items()
+            if key in features
+        }
         data = pa.table(
             {
-                "action": pa.FixedSizeListArray.from_arrays(pa.array(actions.reshape(-1)), 7),
-                "observation.state": pa.FixedSizeListArray.from_arrays(
-                    pa.array(state.reshape(-1)), state.shape[1]
-                ),
+                "action": _vectors(actions),
+                "observation.state": _vectors(state),
+                **{k: _vectors(v) for k, v in rot6d.items()},
                 "timestamp": pa.array((frame_index / self.fps).astype(np.float32)),
                 "frame_index": pa.array(frame_index),
                 "episode_index": pa.array(np.full(T, e, dtype=np.int64)),
@@ -637,6 +663,7 @@ class DatasetWriter:
         _write_parquet_atomic(self.root / rels["data"], data)
         ep_stats["action"] = _moments(actions)
         ep_stats["observation.state"] = _moments(state)
+        ep_stats.update({k: _moments(v) for k, v in rot6d.items()})
         for key, values in (("timestamp", data["timestamp"]), ("frame_index", frame_index)):
             ep_stats[key] = _moments(np.asarray(values, dtype=np.float64)[:, None])
 
@@ -936,8 +963,10 @@ class DatasetReader:
         return {k: v[order] for k, v in out.items()}
 
     def arrays(self, i: int) -> dict[str, np.ndarray]:
-        """Per-frame columns of episode ``i``: ``action`` (T, 7), ``observation.state`` (T, D), timestamps."""
-        return self.columns(i, ["action", "observation.state", "timestamp"])
+        """Per-frame columns of episode ``i``: ``action`` (T, 7), ``observation.state`` (T, D), timestamps,
+        and ``action.rot6d`` / ``observation.state.rot6d`` (T, 6) where the dataset has them."""
+        rot6d = [k for k in ROT6D_FEATURES if k in self.info["features"]]
+        return self.columns(i, ["action", "observation.state", "timestamp", *rot6d])
 
     def video_file(self, i: int, camera: str) -> VideoFile:
         """Episode ``i``'s frames of ``camera`` (a lazily decoded :class:`VideoFile` of its span)."""
