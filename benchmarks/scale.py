@@ -269,7 +269,8 @@ def main() -> None:
     t0 = time.perf_counter()
     model = build(cfg, device, args.lora_rank)
     out["build_s"] = round(time.perf_counter() - t0, 1)
-    out["params_transformer"] = sum(p.numel() for p in model.transformer.parameters())
+    named = model.transformer.named_parameters()
+    out["params_transformer"] = sum(p.numel() for n, p in named if "lora_" not in n)  # the base model
     out["dtype"] = str(next(model.transformer.parameters()).dtype)
     out["rss_after_build_gib"] = round(rss_gib(), 2)
     out["params_trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)

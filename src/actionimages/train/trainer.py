@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -43,6 +43,9 @@ from actionimages.train.checkpoint import (
     verify_checkpoint,
 )
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def _mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def make_accelerator(mixed_precision: str = "auto"):
+def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     """The ``Accelerator`` a :class:`Trainer` uses by default: CPU processes (gloo) without CUDA.
 
     accelerate 1.15 turns an FSDP config (``ACCELERATE_USE_FSDP``, set by ``accelerate launch
@@ -232,7 +235,7 @@ class Trainer:
     # ------------------------------------------------------------- state
     @property
     def fsdp(self) -> bool:
-        """Whether accelerate shards the model with FSDP (an fsdp config on GPUs)."""
+        """Whether accelerate shards the model with FSDP (an fsdp config; on CPU via make_accelerator)."""
         from accelerate.utils import DistributedType
 
         return self.acc.distributed_type == DistributedType.FSDP
