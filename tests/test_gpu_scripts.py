@@ -66,3 +66,26 @@ def test_data_package_imports_without_pyav(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "ERR" in out and "PyAV" in out
+
+
+def test_gpu_check_dry_run_writes_its_json(tmp_path):
+    """scripts/gpu_check.sh cannot run here (no GPU); its dry run takes every stage of
+    benchmarks/scale.py (bf16 build, LoRA, training steps with and without checkpointing, FLOP
+    count, replanning calls) through the micro config on the CPU."""
+    import json
+    import os
+
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    res = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [t["gradient_checkpointing"] for t in out["train"]] == [True, False]
+    for t in out["train"]:
+        assert t["grad_finite"] and t["trainable_with_grad"] > 0 and t["model_flops_per_step"] > 0
+        assert t["tokens_per_s"] > 0 and t["out_of_memory_at_frames"] == []
+    assert [r["num_steps"] for r in out["replan"]] == [2, 1]
+    assert all(r["latency_s"] > 0 and "denoise" in r["stages_s"] for r in out["replan"])

@@ -141,57 +141,80 @@ def test_kill9_during_save_leaves_previous_checkpoint(tmp_path):
     again.fit()
 
 
-def test_two_process_training_matches_one_process_with_double_batch(tmp_path):
-    script = tmp_path / "ddp_train.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import json, sys, torch
-            from actionimages.model import build_model
-            from actionimages.train import SyntheticSource, TrainConfig, Trainer
-            torch.manual_seed(0)
-            model = build_model("micro")
-            cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0)
-            tr = Trainer(model, SyntheticSource(model.spec, 8), sys.argv[1], cfg)
-            assert tr.acc.num_processes == 2, tr.acc.num_processes
-            losses = tr.fit()
-            if tr.acc.is_main_process:
-                params = {n: p.detach().sum().item() for n, p in tr.named}
-                json.dump({"losses": losses, "params": params,
-                           "backend": str(torch.distributed.get_backend())}, open(sys.argv[2], "w"))
-            """
-        )
-    )
-    out = tmp_path / "ddp.json"
-    cmd = [
-        str(Path(sys.executable).parent / "accelerate"),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
-        str(script),
-        str(tmp_path / "ddp_run"),
-        str(out),
-    ]
+# Every file in configs/accelerate/, as `accelerate launch --config_file F --num_processes 2` runs it on
+# this CPU machine (ACCELERATE_USE_CPU=1: gloo; the Trainer keeps fp32 on CPU whatever the file's
+# mixed_precision). Its header's "Run on:" line names the test below.
+ACCELERATE_CONFIGS = {
+    "cpu_2proc": pytest.param("cpu_2proc", id="cpu_2proc"),
+    "ddp": pytest.param("ddp", id="ddp", marks=pytest.mark.slow),
+    "fsdp": pytest.param("fsdp", id="fsdp", marks=pytest.mark.slow),
+    "deepspeed_zero2": pytest.param("deepspeed_zero2", id="deepspeed_zero2"),
+}
+
+_DIST_SCRIPT = """
+import json, sys, torch
+from torch.distributed.tensor import DTensor
+from actionimages.errors import ActionImagesError
+from actionimages.model import build_model
+from actionimages.train import SyntheticSource, TrainConfig, Trainer
+torch.manual_seed(0)
+model = build_model("micro")
+cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0)
+tr = Trainer(model, SyntheticSource(model.spec, 8), sys.argv[1], cfg)
+assert tr.acc.num_processes == 2, tr.acc.num_processes
+losses = tr.fit()
+# full_tensor() gathers a sharded (FSDP) parameter on every rank: all ranks must call it
+full = {n: (p.full_tensor() if isinstance(p, DTensor) else p).detach() for n, p in tr.named}
+try:
+    tr.save()
+    refused = None
+except ActionImagesError as exc:
+    refused = str(exc)
+if tr.acc.is_main_process:
+    json.dump({"losses": losses, "params": {n: t.sum().item() for n, t in full.items()},
+               "sharded": sum(isinstance(p, DTensor) for _, p in tr.named), "trainable": len(tr.named),
+               "distributed_type": str(tr.acc.distributed_type), "save_refused": refused,
+               "backend": str(torch.distributed.get_backend())}, open(sys.argv[2], "w"))
+"""
+
+
+@pytest.mark.parametrize("name", list(ACCELERATE_CONFIGS.values()))
+def test_accelerate_config_two_processes_match_one_process_with_double_batch(tmp_path, name):
+    config = REPO / "configs" / "accelerate" / f"{name}.yaml"
+    assert "Run on:" in config.read_text(), f"{config} must say what it was run on"
+    if name == "deepspeed_zero2":
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: its wheel builds against CUDA")
+        if not torch.cuda.is_available():
+            pytest.skip("accelerate 1.15 runs DeepSpeed only on GPUs (with --cpu it is ignored)")
+    script = tmp_path / "dist_train.py"
+    script.write_text(_DIST_SCRIPT)
+    out = tmp_path / "dist.json"
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    cmd = [accelerate, "launch", "--config_file", str(config), "--num_processes", "2"]
+    cmd += ["--main_process_port", "0", str(script), str(tmp_path / "dist_run"), str(out)]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    ddp = json.loads(out.read_text())
-    assert ddp["backend"] == "gloo"
+    # a rank's own error comes before torchrun's summary, which fills the tail
+    assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-2000:]
+    dist = json.loads(out.read_text())
+    assert dist["backend"] == "gloo"
+    if name == "fsdp":  # sharded for real, and saving refused with the reason rather than a hang
+        assert dist["distributed_type"] == "DistributedType.FSDP"
+        assert dist["sharded"] == dist["trainable"] > 0
+        assert "not implemented under FSDP" in dist["save_refused"]
+    else:
+        assert dist["distributed_type"] == "DistributedType.MULTI_CPU" and dist["sharded"] == 0
+        assert dist["save_refused"] is None
 
     single = _trainer(tmp_path / "single", steps=2, batch=4, n=8, save_every=0)
     losses = single.fit()
-    assert ddp["losses"] == pytest.approx(losses, rel=1e-4, abs=1e-6)
+    assert dist["losses"] == pytest.approx(losses, rel=1e-4, abs=1e-6)
+    worst = 0.0
     for n, p in single.named:
-        assert ddp["params"][n] == pytest.approx(p.detach().sum().item(), rel=1e-3, abs=1e-4), n
+        ref = p.detach().sum().item()
+        assert dist["params"][n] == pytest.approx(ref, rel=1e-3, abs=1e-4), n
+        worst = max(worst, abs(dist["params"][n] - ref))
+    print(f"{name}: losses {dist['losses']} vs {losses}; largest |parameter-sum difference| {worst:.2e}")
 
 
 def test_vae_training_learns_and_resumes(tmp_path):

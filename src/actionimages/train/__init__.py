@@ -19,7 +19,7 @@ from actionimages.train.data import (
     open_training_source,
     sample_seed,
 )
-from actionimages.train.trainer import EMA, TrainConfig, Trainer
+from actionimages.train.trainer import EMA, TrainConfig, Trainer, make_accelerator
 from actionimages.train.vae import VAETrainConfig, latent_stats, train_vae
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_newest_intact",
+    "make_accelerator",
     "open_training_source",
     "sample_seed",
     "save_checkpoint",

@@ -1,6 +1,6 @@
 """Masked rectified-flow training of a :class:`WorldActionModel` on accelerate.
 
-One CPU process here; DDP / FSDP / DeepSpeed on GPUs through an accelerate config
+One CPU process, or several over gloo; DDP / FSDP / DeepSpeed on GPUs through an accelerate config
 (``configs/accelerate/*.yaml``). AdamW with linear warm-up, gradient-norm clipping, EMA weights,
 bf16 autocast where the hardware has it, gradient checkpointing for large configs, TensorBoard
 logs, a tqdm bar, and atomic resumable checkpoints (``actionimages.train.checkpoint``).
@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -43,6 +43,9 @@ from actionimages.train.checkpoint import (
     verify_checkpoint,
 )
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,41 @@ def _mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
+    """The ``Accelerator`` a :class:`Trainer` uses by default: CPU processes (gloo) without CUDA.
+
+    accelerate 1.15 turns an FSDP config (``ACCELERATE_USE_FSDP``, set by ``accelerate launch
+    --config_file configs/accelerate/fsdp.yaml``) on only for accelerator devices: on CPU it
+    silently trains plain data parallel. Here an FSDP request on CPU processes is honoured (torch's
+    FSDP2 shards over gloo), so the sharded path is the one that runs. A DeepSpeed request on CPU
+    is refused: accelerate would ignore it just as silently.
+    """
+    import os
+
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    acc = Accelerator(mixed_precision=_mixed_precision(mixed_precision), cpu=not torch.cuda.is_available())
+
+    def wants(engine: str) -> bool:  # what `accelerate launch` asked for, from its config file
+        return os.environ.get(f"ACCELERATE_USE_{engine}", "false").lower() == "true"
+
+    if acc.distributed_type == DistributedType.MULTI_CPU and wants("DEEPSPEED"):
+        raise ActionImagesError(
+            "a DeepSpeed config on CPU processes: accelerate runs DeepSpeed only on GPUs "
+            "(use configs/accelerate/cpu_2proc.yaml or fsdp.yaml on CPU)"
+        )
+    if acc.distributed_type == DistributedType.MULTI_CPU and wants("FSDP"):
+        # Both shared states: a later AcceleratorState() copies PartialState's type over its own.
+        AcceleratorState._shared_state["distributed_type"] = DistributedType.FSDP
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+        AcceleratorState._shared_state["fsdp_plugin"] = FullyShardedDataParallelPlugin()
+        if acc.distributed_type != DistributedType.FSDP:  # a future accelerate keeps state elsewhere
+            raise ActionImagesError("an FSDP config on CPU processes, which this accelerate cannot shard")
+    return acc
+
+
 class Trainer:
     """Trains ``model`` on ``source`` into the run directory ``out`` (see module docstring)."""
 
@@ -151,16 +189,11 @@ class Trainer:
         config: TrainConfig | None = None,
         accelerator=None,
     ) -> None:
-        from accelerate import Accelerator
-
         self.cfg = config or TrainConfig()
         if len(source) < 1:
             raise ActionImagesError("the training data is empty")
         self.out = Path(out)
-        # cpu=True without CUDA: under `accelerate launch --multi_gpu` this gives gloo CPU processes.
-        self.acc = accelerator or Accelerator(
-            mixed_precision=_mixed_precision(self.cfg.mixed_precision), cpu=not torch.cuda.is_available()
-        )
+        self.acc = accelerator or make_accelerator(self.cfg.mixed_precision)
         self.model = model.to(self.acc.device)
         if model.spec.gradient_checkpointing:
             self.model.gradient_checkpointing = True
@@ -181,7 +214,16 @@ class Trainer:
             lr=self.cfg.lr,
             betas=self.cfg.betas,
         )
+        if self.fsdp:
+            # The frozen VAE encodes samples outside the sharded forward (PreparedCache), so it
+            # must keep whole, ordinary parameters: FSDP leaves it unsharded.
+            self.acc.state.fsdp_plugin.ignored_modules = [self.model.latent_space]
         self.loss_module, self.optimizer = self.acc.prepare(_LossModule(self.model), opt)
+        if self.fsdp:
+            # FSDP2 replaced the parameters with sharded DTensors (same names); the EMA, clipping
+            # and the optimizer must all see the new ones.
+            names = {n for n, _ in self.named}
+            self.named = [(n, p) for n, p in self.model.named_parameters() if n in names]
         self.ema = EMA(self.named, self.cfg.ema_decay)
         self.step = 0
         self.resumed_from: Path | None = None  # the checkpoint ``resume`` restored
@@ -191,6 +233,22 @@ class Trainer:
         self._cpu_before, self._cpu_t0 = 0.0, time.process_time()
 
     # ------------------------------------------------------------- state
+    @property
+    def fsdp(self) -> bool:
+        """Whether accelerate shards the model with FSDP (an fsdp config; on CPU via make_accelerator)."""
+        from accelerate.utils import DistributedType
+
+        return self.acc.distributed_type == DistributedType.FSDP
+
+    def ensure_can_save(self, what: str) -> None:
+        """Raise :class:`ActionImagesError` naming ``what`` when this run cannot write checkpoints."""
+        if self.fsdp:
+            # The sharded (DTensor) weights would need gathering on every rank; not built yet.
+            raise ActionImagesError(
+                f"{what} is not implemented under FSDP yet: FSDP trains steps only "
+                "(use configs/accelerate/ddp.yaml or deepspeed_zero2.yaml for runs that save)"
+            )
+
     @property
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.acc.num_processes
@@ -232,6 +290,7 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (main process only); returns its directory."""
+        self.ensure_can_save("saving a checkpoint")
         self.acc.wait_for_everyone()
         path = None
         if self.acc.is_main_process:
@@ -249,6 +308,7 @@ class Trainer:
         intact but does not fit this trainer (another global batch, another model) is an error too.
         Nothing is changed until the whole checkpoint has been read.
         """
+        self.ensure_can_save("resuming from a checkpoint")
         if path:
             ck = Path(path)
             verify_checkpoint(ck)
@@ -324,6 +384,7 @@ class Trainer:
 
     def export(self, path: str | Path | None = None, use_ema: bool = True) -> Path:
         """Write a loadable model dir (``load_model``) with the EMA (or raw) weights, atomically."""
+        self.ensure_can_save("exporting the model")
         dst = Path(path) if path else self.out / "model"
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
