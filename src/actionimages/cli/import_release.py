@@ -6,7 +6,7 @@ or shards with their index). ``--wan`` names a diffusers-format Wan2.2-TI2V-5B f
 architecture, the VAE and the umT5 text encoder. The folder written to ``--out`` loads with
 ``load_model`` and runs under ``actionimages eval`` and ``serve``; ``import_report.json`` in it (also
 printed) lists what was mapped, folded, left unmapped and initialised otherwise. See
-docs/IMPORT_RELEASE.md.
+docs/SCALE.md ("Converting and running the authors' checkpoint").
 """
 
 from __future__ import annotations
