@@ -319,6 +319,21 @@ def test_cli_train_vae_then_train_and_resume(tmp_path, capsys):
     assert json.loads(captured.out.strip().splitlines()[-1])["steps"] == 6
     assert "at step 4 of 6" in captured.err
     assert json.loads((run / "train_config.json").read_text())["batch_size"] == 2
+    # Fine-tuning: --init-from starts from the trained weights (fp32), overrides that keep shapes only.
+    from actionimages.cli.train import model_to_fine_tune
+
+    trained = load_model(run / "model")
+    tuned = model_to_fine_tune(str(run), {"mask_mix.i2a": 0.5})
+    assert tuned.spec.mask_mix.i2a == 0.5
+    for k, v in trained.state_dict().items():
+        assert torch.equal(tuned.state_dict()[k].float(), v.float()), k
+    assert all(p.dtype == torch.float32 for p in tuned.parameters())
+    with pytest.raises(ActionImagesError, match="change the architecture"):
+        model_to_fine_tune(str(run / "model"), {"transformer.num_layers": 3})
+    ft = tmp_path / "ft"
+    assert cli_main(args[:6] + [str(ft), "--init-from", str(run), "--steps", "1", "--batch-size", "2"]) == 0
+    assert "fine-tuning from" in capsys.readouterr().err and (ft / "model" / "config.json").is_file()
+    assert cli_main(args[:9] + ["--init-from", str(run), "--steps", "1"]) == 2  # with --vae: refused
     # bad input: one clear error, exit code 2
     assert (
         cli_main(

@@ -30,6 +30,13 @@ def register(subparsers) -> None:
     p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
     p.add_argument("--text-cache", help="embed-text's cache: umT5 embeddings instead of umT5 on the device")
+    p.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="fine-tune: start from this model's weights, architecture and VAE (a model dir, checkpoint "
+        "step or run, e.g. checkpoints/tiny); --config is then ignored, --model.* may change only "
+        "what leaves the weights' shapes alone (mask mix, text dropout, ...)",
+    )
     from actionimages.cli.config_args import add_dataclass_flags, add_override_flags
     from actionimages.model.config import ModelConfig
     from actionimages.train.trainer import TrainConfig
@@ -68,8 +75,13 @@ def run_train(args: argparse.Namespace) -> int:
     from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_training_source
 
-    cfg = apply_overrides(get_config(args.config), overrides_from_flags(args, "model"))
-    if args.pretrained:
+    overrides = overrides_from_flags(args, "model")
+    cfg = apply_overrides(get_config(args.config), overrides)
+    if args.init_from and (args.pretrained or args.vae):
+        raise ActionImagesError("--init-from brings its own weights and VAE: drop --pretrained / --vae")
+    if args.init_from:
+        model = model_to_fine_tune(args.init_from, overrides, args.text_cache)
+    elif args.pretrained:
         model = load_pretrained_wan(
             args.pretrained, cfg, lora_rank=args.lora_rank, load_text_encoder=not args.text_cache
         )
@@ -116,6 +128,36 @@ def run_train(args: argparse.Namespace) -> int:
         summary = {"steps": trainer.step, "final_loss": losses[-1] if losses else None, "model": str(path)}
         print(json.dumps(summary))
     return 0
+
+
+def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None = None):
+    """The model of ``checkpoint`` with its trained weights, ``overrides`` applied to its config.
+
+    An override that changes a tensor's shape or the set of tensors is an error naming them (the
+    weights would otherwise be partly random).
+    """
+    from actionimages.cli.config_args import apply_overrides
+    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.model import build_model, load_model
+
+    model_dir = resolve_model_dir(checkpoint)[0]
+    model = load_model(model_dir, text_cache=text_cache)
+    print(f"fine-tuning from {model_dir} (config {model.spec.name!r})", file=sys.stderr)
+    if not overrides:
+        return model
+    if model.spec.text.kind == "umt5":
+        raise ActionImagesError("--init-from a umT5 (Wan 2.2) model takes no --model.* overrides")
+    tuned = build_model(apply_overrides(model.spec, overrides))
+    have, want = model.state_dict(), tuned.state_dict()
+    missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
+    reshaped = sorted(k for k in want.keys() & have.keys() if want[k].shape != have[k].shape)
+    if missing or unexpected or reshaped:
+        raise ActionImagesError(
+            f"--model overrides {sorted(overrides)} change the architecture of {model_dir}: missing "
+            f"{missing[:5]}, unexpected {unexpected[:5]}, reshaped {reshaped[:5]}"
+        )
+    tuned.load_state_dict(have)
+    return tuned
 
 
 def run_train_vae(args: argparse.Namespace) -> int:
