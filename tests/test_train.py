@@ -154,7 +154,6 @@ ACCELERATE_CONFIGS = {
 _DIST_SCRIPT = """
 import json, sys, torch
 from torch.distributed.tensor import DTensor
-from actionimages.errors import ActionImagesError
 from actionimages.model import build_model
 from actionimages.train import SyntheticSource, TrainConfig, Trainer
 torch.manual_seed(0)
@@ -165,17 +164,27 @@ assert tr.acc.num_processes == 2, tr.acc.num_processes
 losses = tr.fit()
 # full_tensor() gathers a sharded (FSDP) parameter on every rank: all ranks must call it
 full = {n: (p.full_tensor() if isinstance(p, DTensor) else p).detach() for n, p in tr.named}
-try:
-    tr.save()
-    refused = None
-except ActionImagesError as exc:
-    refused = str(exc)
 if tr.acc.is_main_process:
     json.dump({"losses": losses, "params": {n: t.sum().item() for n, t in full.items()},
                "sharded": sum(isinstance(p, DTensor) for _, p in tr.named), "trainable": len(tr.named),
-               "distributed_type": str(tr.acc.distributed_type), "save_refused": refused,
+               "distributed_type": str(tr.acc.distributed_type),
                "backend": str(torch.distributed.get_backend())}, open(sys.argv[2], "w"))
 """
+
+
+def _accelerate_launch(tmp_path: Path, name: str, script: str, *args: str) -> None:
+    """Run ``script`` under ``accelerate launch --config_file configs/accelerate/NAME.yaml`` with two
+    CPU processes (gloo); fails the test with the ranks' error if it fails."""
+    config = REPO / "configs" / "accelerate" / f"{name}.yaml"
+    file = tmp_path / "launched.py"
+    file.write_text(script)
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    cmd = [accelerate, "launch", "--config_file", str(config), "--num_processes", "2"]
+    cmd += ["--main_process_port", "0", str(file), *args]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    # a rank's own error comes before torchrun's summary, which fills the tail
+    assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-2000:]
 
 
 @pytest.mark.parametrize("name", list(ACCELERATE_CONFIGS.values()))
@@ -186,25 +195,15 @@ def test_accelerate_config_two_processes_match_one_process_with_double_batch(tmp
         pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: its wheel builds against CUDA")
         if not torch.cuda.is_available():
             pytest.skip("accelerate 1.15 runs DeepSpeed only on GPUs (with --cpu it is ignored)")
-    script = tmp_path / "dist_train.py"
-    script.write_text(_DIST_SCRIPT)
     out = tmp_path / "dist.json"
-    accelerate = str(Path(sys.executable).parent / "accelerate")
-    cmd = [accelerate, "launch", "--config_file", str(config), "--num_processes", "2"]
-    cmd += ["--main_process_port", "0", str(script), str(tmp_path / "dist_run"), str(out)]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    # a rank's own error comes before torchrun's summary, which fills the tail
-    assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-2000:]
+    _accelerate_launch(tmp_path, name, _DIST_SCRIPT, str(tmp_path / "dist_run"), str(out))
     dist = json.loads(out.read_text())
     assert dist["backend"] == "gloo"
-    if name == "fsdp":  # sharded for real, and saving refused with the reason rather than a hang
+    if name == "fsdp":  # sharded for real
         assert dist["distributed_type"] == "DistributedType.FSDP"
         assert dist["sharded"] == dist["trainable"] > 0
-        assert "not implemented under FSDP" in dist["save_refused"]
     else:
         assert dist["distributed_type"] == "DistributedType.MULTI_CPU" and dist["sharded"] == 0
-        assert dist["save_refused"] is None
 
     single = _trainer(tmp_path / "single", steps=2, batch=4, n=8, save_every=0)
     losses = single.fit()
@@ -215,6 +214,87 @@ def test_accelerate_config_two_processes_match_one_process_with_double_batch(tmp
         assert dist["params"][n] == pytest.approx(ref, rel=1e-3, abs=1e-4), n
         worst = max(worst, abs(dist["params"][n] - ref))
     print(f"{name}: losses {dist['losses']} vs {losses}; largest |parameter-sum difference| {worst:.2e}")
+
+
+# Stage "first": 4 steps, saving at step 2. Stage "resume": a differently initialised trainer
+# resumes the run's newest checkpoint (step 2) to step 4, saves and exports; another trainer
+# resumes argv[4] (a checkpoint one process wrote) to step 4.
+_FSDP_CHECKPOINT_SCRIPT = """
+import json, sys, torch
+from actionimages.errors import ActionImagesError
+from actionimages.model import build_model
+from actionimages.train import SyntheticSource, TrainConfig, Trainer
+run, out, stage = sys.argv[1:4]
+def trainer(run, seed, acc=None):
+    torch.manual_seed(seed)
+    model = build_model("micro")
+    cfg = TrainConfig(steps=4, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=2)
+    return Trainer(model, SyntheticSource(model.spec, 8), run, cfg, accelerator=acc)
+tr = trainer(run, 0 if stage == "first" else 123)
+assert tr.fsdp
+result = {}
+if stage == "resume":
+    try:  # rank 0 alone reads a checkpoint: its error reaches every rank (rather than a hang)
+        tr.resume(run + "/checkpoints/step-00000099")
+    except ActionImagesError as exc:
+        result["missing"] = str(exc)
+    assert tr.resume() and tr.step == 2
+result["losses"] = tr.fit()
+if stage == "resume":
+    tr.save()
+    tr.export()
+    other = trainer(run + "-other", 321, tr.acc)
+    assert other.resume(sys.argv[4]) and other.step == 2
+    result["losses_from_single"] = other.fit()
+if tr.acc.is_main_process:
+    json.dump(result, open(out, "w"))
+"""
+
+
+@pytest.mark.slow
+def test_fsdp_checkpoints_resume_exactly_and_load_in_one_process(tmp_path):
+    """Under fsdp.yaml (2 processes, batch 2) a run resumed from its step-2 checkpoint in a new
+    launch repeats the uninterrupted FSDP run's losses exactly, and its losses and weights are
+    those of one process at batch 4. The checkpoints are the one-process format: one process
+    resumes the FSDP one, FSDP resumes one process's; the exported model loads in one process."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    single = _trainer(tmp_path / "single", steps=4, batch=4, n=8, save_every=2)
+    ref = single.fit()
+    single_ck = tmp_path / "single" / "checkpoints" / "step-00000002"
+    whole, run = tmp_path / "whole", tmp_path / "resumed"
+    _accelerate_launch(tmp_path, "fsdp", _FSDP_CHECKPOINT_SCRIPT, str(whole), str(whole) + ".json", "first")
+    fsdp_ck = whole / "checkpoints" / "step-00000002"
+    shutil.copytree(fsdp_ck, run / "checkpoints" / fsdp_ck.name)
+    args = (str(run), str(run) + ".json", "resume", str(single_ck))
+    _accelerate_launch(tmp_path, "fsdp", _FSDP_CHECKPOINT_SCRIPT, *args)
+    uninterrupted = json.loads(Path(str(whole) + ".json").read_text())["losses"]
+    resumed_run = json.loads(Path(str(run) + ".json").read_text())
+    assert "step-00000099 is not a directory" in resumed_run["missing"]
+    assert resumed_run["losses"] == uninterrupted[2:]  # exactly
+    assert uninterrupted == pytest.approx(ref, rel=1e-4, abs=1e-6)
+    assert resumed_run["losses_from_single"] == pytest.approx(ref[2:], rel=1e-4, abs=1e-6)
+    raw = load_file(str(run / "checkpoints" / "step-00000004" / "raw.safetensors"))
+    worst = max((raw[n] - p.detach()).abs().max().item() for n, p in single.named)
+    assert raw.keys() == {n for n, _ in single.named} and worst < 1e-4
+    # the exported EMA weights load in one process and are the uninterrupted run's
+    exported, own = load_model(run / "model").state_dict(), load_model(single.export()).state_dict()
+    assert exported.keys() == own.keys()
+    worst_ema = max((exported[k] - own[k]).abs().max().item() for k in own)
+    assert worst_ema < 1e-4
+    # one process resumes the FSDP checkpoint of step 2 and trains on as the others did
+    again = _trainer(tmp_path / "again", steps=4, batch=4, n=8, seed=123)
+    assert again.resume(fsdp_ck) and again.step == 2
+    resumed = again.fit()
+    assert resumed == pytest.approx(ref[2:], rel=1e-4, abs=1e-6)
+    print(
+        f"fsdp checkpoints: FSDP {uninterrupted}, resumed at 2 {resumed_run['losses']}, one process {ref}; "
+        f"one process from FSDP's step 2 {resumed}, "
+        f"FSDP from one process's {resumed_run['losses_from_single']}; "
+        f"largest |raw weight difference| {worst:.2e}, |EMA weight difference| {worst_ema:.2e}"
+    )
 
 
 def test_vae_training_learns_and_resumes(tmp_path):

@@ -113,7 +113,6 @@ def run_train(args: argparse.Namespace) -> int:
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
     source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, tcfg.seed)
     trainer = Trainer(model, source, args.out, tcfg)
-    trainer.ensure_can_save("a training run (it exports the model at the end)")  # fail before training
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
     if args.resume:

@@ -178,6 +178,30 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     return acc
 
 
+def _save_pretrained(model: WorldActionModel, directory: Path, weights: dict | None = None) -> None:
+    """``model.save_pretrained`` into ``directory``, of ``weights`` (a whole state dict) when given:
+    under FSDP the model's own tensors are shards. diffusers writes what ``state_dict()`` returns
+    (sharded files and index alike), so the folder is the same as one process writes."""
+    if weights is not None:
+        model.state_dict = lambda *args, **kwargs: weights  # this instance only, undone below
+    try:
+        model.save_pretrained(str(directory), safe_serialization=True)
+    finally:
+        if weights is not None:
+            del model.state_dict
+
+
+def _rekey_optimizer_state(state: dict, key: dict | list) -> dict:
+    """An optimizer state dict with each parameter ``k`` renamed ``key[k]``: between
+    ``optimizer.state_dict()``'s indices (the checkpoint's) and torch.distributed's names."""
+    return {
+        "state": {key[k]: v for k, v in state.get("state", {}).items()},
+        "param_groups": [
+            {**g, "params": [key[k] for k in g["params"]]} for g in state.get("param_groups", [])
+        ],
+    }
+
+
 class Trainer:
     """Trains ``model`` on ``source`` into the run directory ``out`` (see module docstring)."""
 
@@ -240,30 +264,24 @@ class Trainer:
 
         return self.acc.distributed_type == DistributedType.FSDP
 
-    def ensure_can_save(self, what: str) -> None:
-        """Raise :class:`ActionImagesError` naming ``what`` when this run cannot write checkpoints."""
-        if self.fsdp:
-            # The sharded (DTensor) weights would need gathering on every rank; not built yet.
-            raise ActionImagesError(
-                f"{what} is not implemented under FSDP yet: FSDP trains steps only "
-                "(use configs/accelerate/ddp.yaml or deepspeed_zero2.yaml for runs that save)"
-            )
-
     @property
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.acc.num_processes
 
-    def _write(self, tmp: Path) -> None:
+    def _write(self, tmp: Path, gathered: tuple[dict, dict, dict] | None = None) -> None:
         # model/ holds the EMA weights (what one evaluates or deploys; loadable with load_model);
         # raw.safetensors the raw trainable weights the optimizer continues from on resume.
+        # ``gathered``: under FSDP, _gather_checkpoint's whole tensors (the model's are shards).
         unwrapped = self.acc.unwrap_model(self.loss_module).model
-        save_file({n: p.detach().contiguous().cpu() for n, p in self.named}, str(tmp / "raw.safetensors"))
-        with self._ema_weights(unwrapped):
-            unwrapped.save_pretrained(str(tmp / "model"), safe_serialization=True)
-        torch.save(
-            {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
-            tmp / "optimizer.pt",
-        )
+        if gathered is None:
+            raw = {n: p.detach().contiguous().cpu() for n, p in self.named}
+            weights, optimizer = None, self.optimizer.state_dict()
+        else:
+            raw, weights, optimizer = gathered
+        save_file(raw, str(tmp / "raw.safetensors"))
+        with self._ema_weights(unwrapped) if weights is None else contextlib.nullcontext():
+            _save_pretrained(unwrapped, tmp / "model", weights)
+        torch.save({"optimizer": optimizer, "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
         state = {
             "step": self.step,
             "samples_seen": self.step * self.global_batch,
@@ -289,14 +307,94 @@ class Trainer:
                     p.copy_(backup[n])
 
     def save(self) -> Path | None:
-        """Write a checkpoint of the current step (main process only); returns its directory."""
-        self.ensure_can_save("saving a checkpoint")
+        """Write a checkpoint of the current step (main process only); returns its directory.
+
+        Under FSDP every rank first takes part in gathering the whole tensors (the same
+        checkpoint format as one process: either resumes the other).
+        """
         self.acc.wait_for_everyone()
+        gathered = self._gather_checkpoint() if self.fsdp else None
         path = None
         if self.acc.is_main_process:
-            path = save_checkpoint(self.out / "checkpoints", self.step, self._write, keep=self.cfg.keep)
+            write = lambda tmp: self._write(tmp, gathered)  # noqa: E731
+            path = save_checkpoint(self.out / "checkpoints", self.step, write, keep=self.cfg.keep)
         self.acc.wait_for_everyone()
         return path
+
+    # Whole (unsharded) tensors of FSDP's DTensors, on rank 0's CPU only ({} on the other ranks).
+    _FULL_ON_MAIN = {"full_state_dict": True, "cpu_offload": True}
+
+    def _gather_weights(self, use_ema: bool) -> dict[str, torch.Tensor]:
+        """Under FSDP, the whole model state dict (EMA or raw trainable weights) on rank 0; every
+        rank must call it."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        with self._ema_weights(self.model) if use_ema else contextlib.nullcontext():
+            return get_model_state_dict(self.model, options=StateDictOptions(**self._FULL_ON_MAIN))
+
+    def _gather_checkpoint(self) -> tuple[dict, dict, dict]:
+        """Under FSDP, (raw trainable weights, EMA model weights, optimizer state) whole on rank 0,
+        the optimizer state in ``optimizer.state_dict()``'s layout; every rank must call it."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        raw = self._gather_weights(use_ema=False)
+        raw = {n: raw[n].contiguous() for n, _ in self.named} if raw else {}
+        weights = self._gather_weights(use_ema=True)
+        opts = StateDictOptions(**self._FULL_ON_MAIN)
+        by_name = get_optimizer_state_dict(self.model, self.optimizer, options=opts)
+        index = {n: i for i, n in enumerate(self._optimizer_names())}
+        return raw, weights, _rekey_optimizer_state(by_name, index)
+
+    def _optimizer_names(self) -> list[str]:
+        """The trained parameters' names in the optimizer's order (its state dict's indices)."""
+        name_of = {id(p): n for n, p in self.named}
+        return [name_of[id(p)] for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _load_sharded(self, weights: dict, raw: dict, optimizer: dict) -> None:
+        """Under FSDP, load rank 0's whole checkpoint tensors into every rank's shards (the other
+        ranks pass empty dicts): model (EMA weights, then the raw ones), EMA, optimizer."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        opts = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        set_model_state_dict(self.model, weights, options=opts)  # model/ holds the EMA weights
+        self.ema.load_state_dict({n: p.detach() for n, p in self.named})
+        set_model_state_dict(self.model, raw, options=dataclasses.replace(opts, strict=False))
+        by_name = _rekey_optimizer_state(optimizer, self._optimizer_names()) if optimizer else {}
+        set_optimizer_state_dict(self.model, self.optimizer, by_name, options=opts)
+
+    def _find_on_main(self, path: str | Path | None) -> tuple[Path, tuple] | None:
+        """Under FSDP rank 0 alone reads the checkpoint (its tensors reach the other ranks in
+        _load_sharded); every rank learns the outcome: what was found, or the error."""
+        from torch.distributed import broadcast_object_list
+
+        found, error = None, None
+        if self.acc.is_main_process:
+            try:
+                found = self._find_checkpoint(path)
+            except Exception as exc:  # the other ranks must hear of it, or they wait forever
+                error = exc
+        meta = None if found is None else (found[0], found[1][0], found[1][3]["torch_rng"])
+        box = [None if error is None else f"{type(error).__name__}: {error}", meta]
+        broadcast_object_list(box, src=0)
+        if error is not None:
+            raise error
+        if box[0] is not None:
+            raise ActionImagesError(f"rank 0 could not resume: {box[0]}")
+        if self.acc.is_main_process or box[1] is None:
+            return found
+        ck, state, rng = box[1]
+        return ck, (state, {}, {}, {"optimizer": {}, "torch_rng": rng})
+
+    def _find_checkpoint(self, path: str | Path | None) -> tuple[Path, tuple] | None:
+        if path:
+            ck = Path(path)
+            verify_checkpoint(ck)
+            return ck, self._read_checkpoint(ck)
+        return load_newest_intact(self.out / "checkpoints", self._read_checkpoint)
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Restore model, EMA, optimizer, step and RNG from ``path`` or the run's newest intact checkpoint.
@@ -306,29 +404,27 @@ class Trainer:
         is used; :class:`ActionImagesError` if none is intact, False if there is none at all. A
         checkpoint named by ``path`` is never replaced by another: its damage is an error. One that is
         intact but does not fit this trainer (another global batch, another model) is an error too.
-        Nothing is changed until the whole checkpoint has been read.
+        Nothing is changed until the whole checkpoint has been read. Under FSDP rank 0 reads it and
+        every rank loads its shards from there.
         """
-        self.ensure_can_save("resuming from a checkpoint")
-        if path:
-            ck = Path(path)
-            verify_checkpoint(ck)
-            loaded = self._read_checkpoint(ck)
-        else:
-            found = load_newest_intact(self.out / "checkpoints", self._read_checkpoint)
-            if found is None:
-                return False
-            ck, loaded = found
+        found = self._find_on_main(path) if self.fsdp else self._find_checkpoint(path)
+        if found is None:
+            return False
+        ck, loaded = found
         state, weights, raw, opt_state = loaded
-        unwrapped = self.acc.unwrap_model(self.loss_module).model
-        unwrapped.load_state_dict(weights)
-        self.ema.load_state_dict({n: weights[n] for n in self.ema.names})  # model/ holds the EMA weights
-        with torch.no_grad():
-            for n, p in self.named:
-                p.copy_(raw[n])
-        try:
-            self.optimizer.load_state_dict(opt_state["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise ActionImagesError(f"checkpoint {ck}: the optimizer state does not fit ({exc})") from exc
+        if self.fsdp:
+            self._load_sharded(weights, raw, opt_state["optimizer"])
+        else:
+            unwrapped = self.acc.unwrap_model(self.loss_module).model
+            unwrapped.load_state_dict(weights)
+            self.ema.load_state_dict({n: weights[n] for n in self.ema.names})  # model/: EMA weights
+            with torch.no_grad():
+                for n, p in self.named:
+                    p.copy_(raw[n])
+            try:
+                self.optimizer.load_state_dict(opt_state["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise ActionImagesError(f"checkpoint {ck}: the optimizer state does not fit ({exc})") from exc
         torch.set_rng_state(opt_state["torch_rng"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
@@ -367,13 +463,21 @@ class Trainer:
             )
         with reading(ck, "raw.safetensors") as f:
             raw = load_file(str(f))
-        lacking = [n for n, _ in self.named if n not in raw]
+        lacking = [n for n, p in self.named if n not in raw or raw[n].shape != p.shape]
         if lacking:
-            raise ActionImagesError(f"checkpoint {ck}: raw.safetensors lacks {lacking[:3]}")
+            raise ActionImagesError(f"checkpoint {ck}: raw.safetensors lacks {lacking[:3]} (or their shape)")
         with reading(ck, "optimizer.pt") as f:
             opt_state = torch.load(f, weights_only=False)
         if not isinstance(opt_state, dict) or not {"optimizer", "torch_rng"} <= opt_state.keys():
             raise CheckpointDamaged(f"{ck / 'optimizer.pt'} lacks the optimizer state or the RNG state")
+        # Checked here, before anything changes (under FSDP before the ranks load it together).
+        want = [len(g["params"]) for g in self.optimizer.param_groups]
+        got = [len(g.get("params", ())) for g in opt_state["optimizer"].get("param_groups", ())]
+        if got != want:
+            raise ActionImagesError(
+                f"checkpoint {ck}: the optimizer state does not fit (groups of {got} parameters, "
+                f"this trainer's of {want})"
+            )
         state["step"] = step
         return state, weights, raw, opt_state
 
@@ -383,15 +487,18 @@ class Trainer:
         return (self._cpu_before + time.process_time() - self._cpu_t0) / 3600.0
 
     def export(self, path: str | Path | None = None, use_ema: bool = True) -> Path:
-        """Write a loadable model dir (``load_model``) with the EMA (or raw) weights, atomically."""
-        self.ensure_can_save("exporting the model")
+        """Write a loadable model dir (``load_model``) with the EMA (or raw) weights, atomically.
+
+        Under FSDP every rank takes part in gathering the whole weights; rank 0 writes.
+        """
         dst = Path(path) if path else self.out / "model"
         self.acc.wait_for_everyone()
+        weights = self._gather_weights(use_ema) if self.fsdp else None
         if self.acc.is_main_process:
             unwrapped = self.acc.unwrap_model(self.loss_module).model
-            weights = self._ema_weights(unwrapped) if use_ema else contextlib.nullcontext()
-            with atomic_dir(dst) as tmp, weights:
-                unwrapped.save_pretrained(str(tmp), safe_serialization=True)
+            swap = self._ema_weights(unwrapped) if use_ema and weights is None else contextlib.nullcontext()
+            with atomic_dir(dst) as tmp, swap:
+                _save_pretrained(unwrapped, tmp, weights)
         self.acc.wait_for_everyone()
         return dst
 
