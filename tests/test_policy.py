@@ -180,6 +180,8 @@ def test_eval_cli_expert_and_errors(tmp_path, capsys):
         ({"guidance": float("nan")}, "guidance"),
         ({"guidance": -1.0}, "guidance"),
         ({"num_steps": 0}, "num_steps"),
+        ({"decode_tolerance_px": 0.0}, "decode_tolerance_px"),
+        ({"decode_tolerance_px": float("nan")}, "decode_tolerance_px"),
     ],
 )
 def test_action_image_policy_rejects_bad_options(options, needle):

@@ -47,6 +47,8 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
     if kind == "action_images":
         model_dir, step = resolve_model_dir(checkpoint)
         options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed, mode=args.mode)
+        if args.decode_tolerance is not None:
+            options["decode_tolerance_px"] = args.decode_tolerance
         if step is not None:
             extra["train_step"] = step
         return PolicySpec(kind, str(model_dir.resolve()), options), extra
@@ -181,6 +183,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
     p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    p.add_argument(
+        "--decode-tolerance",
+        type=float,
+        metavar="PX",
+        help="world model: pixels a generated blob may sit off the other views' point before its frame "
+        "is invalid (default: the codec's, max(1, 0.08σ))",
+    )
     p.add_argument(
         "--server",
         help="evaluate a running `actionimages serve` (ws://HOST:PORT) through the thin client",

@@ -69,7 +69,10 @@ def batch_cameras(batch: Mapping[str, Any], index: int) -> list[Camera] | list[l
 
 
 def decode_actions(
-    batch: Mapping[str, Any], action_images: torch.Tensor, sigma_frac: float
+    batch: Mapping[str, Any],
+    action_images: torch.Tensor,
+    sigma_frac: float,
+    reproj_threshold_px: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codec-decode action videos (B, V, 3, F, H, W) in [-1, 1] -> actions (B, F, 7), valid (B, F).
 
@@ -77,14 +80,17 @@ def decode_actions(
     required, since decoding with the wrong width silently misplaces the peaks).
 
     Frames the codec reads but cannot triangulate come back with ``valid`` False (poses interpolated
-    from valid neighbours, NaN if none is; see :class:`~actionimages.codec.DecodeResult`): its peak
+    from valid neighbours, NaN if none is; see :class:`~actionimages.codec.DecodeResult`);
+    ``reproj_threshold_px`` is the codec's view-consistency tolerance (default: its own). Its peak
     fits and triangulation do not raise. A video it cannot read at all (NaN or inf, e.g. from a
     diverged generation) raises the codec's :class:`ActionImagesError`, naming the sample; the
     policy counts that in its ``decode_errors``.
     """
     acts, valid = [], []
     for i in range(action_images.shape[0]):
-        codec = ActionImageCodec(batch_cameras(batch, i), sigma_frac=sigma_frac)
+        codec = ActionImageCodec(
+            batch_cameras(batch, i), sigma_frac=sigma_frac, reproj_threshold_px=reproj_threshold_px
+        )
         imgs = ((action_images[i].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)  # (V, F, H, W, 3)
         try:
             res = codec.decode(imgs.cpu())

@@ -35,6 +35,9 @@ class ActionImagePolicy(ChunkedPolicy):
         mode: generation mode, ``joint`` (observation + action video) or ``i2a`` (action video only).
         seed: base noise seed; each plan's seed derives from it, the episode seed and the plan index.
         repeat: control steps per generated frame (the data's frame stride; 1 for the sim's data).
+        decode_tolerance_px: how far (pixels) a generated blob may sit from the point the other
+            views triangulate before its frame is invalid (default: the codec's, max(1, 0.08σ)).
+            Generated blobs are less exact than drawn ones; with two views nothing can be dropped.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class ActionImagePolicy(ChunkedPolicy):
         mode: str = "joint",
         seed: int = 0,
         repeat: int = 1,
+        decode_tolerance_px: float | None = None,
     ) -> None:
         self.model = model.eval()
         cfg = model.spec
@@ -67,6 +71,9 @@ class ActionImagePolicy(ChunkedPolicy):
             raise ActionImagesError(f"policy mode must be 'joint' or 'i2a', got {mode!r}")
         self.num_steps, self.guidance, self.mode = int(num_steps), float(guidance), mode
         self.views = list(views) if views is not None else None
+        if decode_tolerance_px is not None and not float(decode_tolerance_px) > 0:
+            raise ActionImagesError(f"decode_tolerance_px must be positive, got {decode_tolerance_px}")
+        self.decode_tolerance_px = None if decode_tolerance_px is None else float(decode_tolerance_px)
         self.base_seed = int(seed)
         self._episode_seed = 0
         self._images: dict[str, np.ndarray] | None = None  # view -> (F, H, W, 3) in [0, 1]
@@ -114,7 +121,7 @@ class ActionImagePolicy(ChunkedPolicy):
         imgs = ((video[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
         F = cfg.num_frames
         try:
-            actions, valid = decode_actions(batch, video, cfg.action_sigma_frac)
+            actions, valid = decode_actions(batch, video, cfg.action_sigma_frac, self.decode_tolerance_px)
             actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
         except (RuntimeError, ActionImagesError) as exc:
             # A generated action video the codec cannot decode at all (decode_actions raises) is a
