@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from actionimages.cli.policy_args import add_planning_flags, chunk_options, planning_options
 from actionimages.errors import ActionImagesError
 from actionimages.policy.registry import cli_kinds
 
@@ -39,16 +40,10 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
         kind = detected
     elif kind != detected:
         raise ActionImagesError(f"--policy {kind} but {checkpoint} holds a {detected!r} checkpoint")
-    options: dict[str, Any] = {}
-    if args.execute is not None:
-        options["execute"] = args.execute
-    if args.views:
-        options["views"] = args.views
+    options = chunk_options(args)
     if kind == "action_images":
         model_dir, step = resolve_model_dir(checkpoint)
-        options.update(num_steps=args.num_steps, guidance=args.guidance, seed=args.seed, mode=args.mode)
-        if args.decode_tolerance is not None:
-            options["decode_tolerance_px"] = args.decode_tolerance
+        options = {**planning_options(args), "seed": args.seed}
         if step is not None:
             extra["train_step"] = step
         return PolicySpec(kind, str(model_dir.resolve()), options), extra
@@ -77,8 +72,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ActionImagesError(
             "with several --checkpoint the policy kind of each is detected; drop --policy"
         )
-    if args.guidance != args.guidance or args.guidance < 0:  # NaN or negative
-        raise ActionImagesError(f"--guidance must be a non-negative number, got {args.guidance}")
+    planning_options(args)  # bad values fail before anything runs
     table: list[tuple[str, dict[str, Any]]] = []
     for checkpoint, out in zip(checkpoints, _out_dirs(args.out, checkpoints), strict=True):
         spec, extra = _policy_spec(args, checkpoint)
@@ -180,28 +174,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
-    p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
-    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
-    p.add_argument(
-        "--decode-tolerance",
-        type=float,
-        metavar="PX",
-        help="world model: pixels a generated blob may sit off the other views' point before its frame "
-        "is invalid (default: the codec's, max(1, 0.08σ))",
-    )
+    add_planning_flags(p)  # --execute --views --num-steps --guidance --mode --decode-tolerance
     p.add_argument(
         "--server",
         help="evaluate a running `actionimages serve` (ws://HOST:PORT) through the thin client",
     )
     p.add_argument("--token", help="the server's token (with --server)")
-    p.add_argument(
-        "--mode",
-        choices=("joint", "i2a"),
-        default="joint",
-        help="world model: generate observation + action video (joint, default) or action video only (i2a)",
-    )
-    p.add_argument("--views", nargs="+", help="camera names fed to the policy (default: first V)")
     p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
     p.add_argument("--videos", type=int, default=2, help="rollout videos per task (default 2)")
     p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")

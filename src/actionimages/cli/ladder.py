@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from actionimages.cli.policy_args import add_planning_flags, planning_options
 from actionimages.errors import ActionImagesError
 
 
@@ -42,11 +43,7 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
         what = f"rungs {needs_model}" if needs_model else "the perception checks"
         raise ActionImagesError(f"{what} need a world model: give --checkpoint DIR")
     model_dir = resolve_model_dir(args.checkpoint)[0] if args.checkpoint else None  # clear error if missing
-    options: dict[str, Any] = {"num_steps": args.num_steps, "guidance": args.guidance}
-    if args.execute is not None:
-        options["execute"] = args.execute
-    if args.views:
-        options["views"] = args.views
+    options = planning_options(args)
     out = Path(args.out)
 
     ladder = run_ladder(
@@ -129,10 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--follow-scenes", type=int, default=10, help="reach_target scenes for following (0: skip)"
     )
-    p.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
-    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan (default 8)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
-    p.add_argument("--views", nargs="+", help="camera names fed to the model (default: first V)")
+    add_planning_flags(p)  # --execute --views --num-steps --guidance --mode --decode-tolerance
     p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
     p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
     p.add_argument("--videos", type=int, default=0, help="rollout videos per task and rung (default 0)")

@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 
+from actionimages.cli.policy_args import add_planning_flags, planning_options
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,12 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--token", default=os.environ.get("ACTIONIMAGES_TOKEN"), help="clients must send it")
-    p.add_argument("--num-steps", type=int, default=8, help="sampling steps per plan")
-    p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="base noise seed (as eval's --seed)")
-    p.add_argument("--execute", type=int, help="default k announced to clients (default half the horizon)")
-    p.add_argument("--mode", choices=("joint", "i2a"), default="joint")
-    p.add_argument("--views", nargs="+", help="camera names fed to the model (default: the first V sent)")
+    add_planning_flags(p)  # --execute (the k announced to clients) --views --num-steps --guidance ...
     p.add_argument("--max-message-mb", type=float, default=64.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument(
@@ -47,11 +45,7 @@ def run_serve(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     calibration = load_calibration(args.calibration) if args.calibration else None  # before the model loads
     model_dir, _ = resolve_model_dir(args.checkpoint)
-    options = {"num_steps": args.num_steps, "guidance": args.guidance, "seed": args.seed, "mode": args.mode}
-    if args.execute is not None:
-        options["execute"] = args.execute
-    if args.views:
-        options["views"] = args.views
+    options = {**planning_options(args), "seed": args.seed}
     server = PolicyServer(
         load_model(model_dir, text_cache=args.text_cache),
         host=args.host,
