@@ -39,6 +39,7 @@ from scipy.spatial.transform import Rotation
 
 from actionimages.calibrate.board import Detection, _cv2
 from actionimages.codec.camera import Camera
+from actionimages.codec.poses import rotation_angle_between
 from actionimages.errors import ActionImagesError
 
 MIN_VIEWS = 4  # board views a camera needs (intrinsics need a few tilts; hand-eye ≥ 3 motions)
@@ -73,8 +74,7 @@ def mean_transform(Ts: Sequence[np.ndarray]) -> np.ndarray:
 def pose_errors(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(position error in metres, rotation error in degrees) between two camera-to-world transforms."""
     dp = float(np.linalg.norm(estimate[:3, 3] - truth[:3, 3]))
-    c = (np.trace(estimate[:3, :3].T @ truth[:3, :3]) - 1.0) / 2.0
-    return dp, float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    return dp, float(np.degrees(rotation_angle_between(estimate[:3, :3], truth[:3, :3])))
 
 
 # --------------------------------------------------------------------------- intrinsics

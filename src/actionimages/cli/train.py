@@ -138,6 +138,7 @@ def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None 
     from actionimages.cli.config_args import apply_overrides
     from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import build_model, load_model
+    from actionimages.model.io import state_dict_mismatch
 
     model_dir = resolve_model_dir(checkpoint)[0]
     model = load_model(model_dir, text_cache=text_cache)
@@ -147,9 +148,8 @@ def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None 
     if model.spec.text.kind == "umt5":
         raise ActionImagesError("--init-from a umT5 (Wan 2.2) model takes no --model.* overrides")
     tuned = build_model(apply_overrides(model.spec, overrides))
-    have, want = model.state_dict(), tuned.state_dict()
-    missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
-    reshaped = sorted(k for k in want.keys() & have.keys() if want[k].shape != have[k].shape)
+    have = model.state_dict()
+    missing, unexpected, reshaped = state_dict_mismatch(tuned.state_dict(), have)
     if missing or unexpected or reshaped:
         raise ActionImagesError(
             f"--model overrides {sorted(overrides)} change the architecture of {model_dir}: missing "

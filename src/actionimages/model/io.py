@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -134,6 +135,15 @@ def save_model_folder(
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
     return info
+
+
+def state_dict_mismatch(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[str]]:
+    """Sorted names (missing from ``given``, unexpected in it, present in both with another shape)."""
+    missing, unexpected = sorted(expected.keys() - given.keys()), sorted(given.keys() - expected.keys())
+    reshaped = sorted(k for k in expected.keys() & given.keys() if expected[k].shape != given[k].shape)
+    return missing, unexpected, reshaped
 
 
 def _check_weights_match(model: WorldActionModel, files: list[Path], path: Path) -> None:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from actionimages.atomic import atomic_dir, write_json_atomic
 from actionimages.errors import ActionImagesError
 from actionimages.model.flow import Prepared, training_loss
+from actionimages.model.io import state_dict_mismatch
 from actionimages.model.network import WorldActionModel
 from actionimages.train.checkpoint import (
     CheckpointDamaged,
@@ -454,12 +455,11 @@ class Trainer:
             with reading(ck, file.relative_to(ck).as_posix()) as f:
                 weights.update(load_file(str(f)))
         expected = self.acc.unwrap_model(self.loss_module).model.state_dict()
-        missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
-        reshaped = [k for k in set(expected) & set(weights) if weights[k].shape != expected[k].shape]
+        missing, unexpected, reshaped = state_dict_mismatch(expected, weights)
         if unexpected or missing or reshaped:
             raise ActionImagesError(
                 f"checkpoint {ck} does not fit the model: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}, other shape {sorted(reshaped)[:3]}"
+                f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}"
             )
         with reading(ck, "raw.safetensors") as f:
             raw = load_file(str(f))
