@@ -172,6 +172,10 @@ def test_eval_cli_expert_and_errors(tmp_path, capsys):
     assert main(["eval", "--policy", "expert", "--task", "nope", "--out", str(out)]) == 2
     assert "unknown task" in capsys.readouterr().err
     assert main(["eval", "--task", "reach_target", "--out", str(out)]) == 2  # no checkpoint, no expert
+    for flag, value in (("--guidance", "nan"), ("--num-steps", "0"), ("--decode-tolerance", "0")):
+        expert = ["eval", "--policy", "expert", "--task", "reach_target", "--out", str(out)]
+        assert main([*expert, flag, value]) == 2
+        assert f"{flag} must be" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
