@@ -93,3 +93,44 @@ def test_eval_compares_several_checkpoints_in_one_command(tmp_path, expert_demos
         res = json.loads((out / kind / "results.json").read_text())
         assert res["split"] == "test" and res["tasks"]["reach_target"]["episodes"] == 1
     assert main(argv[:-2] + ["--out", str(out), "--guidance", "nan"]) == 2  # NaN guidance is refused
+
+
+def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, expert_demos):
+    """``actionimages export`` on a baseline run: a folder without optimizer state whose fp16
+    weights act like the run's, whose recorded SHA-256 catches a changed byte, and which eval
+    detects as the baseline it is."""
+    from actionimages.cli import main
+    from actionimages.eval.baselines import load_baseline, train_baseline
+    from actionimages.eval.checkpoints import training_cpu_hours
+    from actionimages.eval.runner import detect_kind
+
+    data = expert_demos(tmp_path / "demos", episodes=2)
+    run = tmp_path / "bc"
+    train_baseline("bc", data, run, max_steps=2, batch_size=2, progress=False)
+    recipe = tmp_path / "RECIPE.md"
+    recipe.write_text("how it was made\n")
+    out = tmp_path / "shipped_bc"
+    argv = ["export", "--checkpoint", str(run), "--out", str(out), "--recipe", str(recipe)]
+    argv += ["--cpu-hours", "0.5"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "RECIPE.md",
+        "baseline.json",
+        "model.safetensors",
+        "provenance.json",
+    ]
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["kind"] == "bc" and prov["step"] == 2 and prov["dtype"] == "fp16" and prov["parameters"] > 0
+    assert training_cpu_hours(out) == 0.5 and detect_kind(out) == "bc"
+
+    net, _ = load_baseline(run)
+    shipped, _ = load_baseline(out)
+    for (name, a), b in zip(net.state_dict().items(), shipped.state_dict().values(), strict=True):
+        assert b.dtype == torch.float32, name  # fp16 on disk, fp32 in memory
+        torch.testing.assert_close(b, a.half().float(), msg=name)
+
+    raw = bytearray((out / "model.safetensors").read_bytes())
+    raw[-1] ^= 0x01
+    (out / "model.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ActionImagesError, match="changed since export"):
+        load_baseline(out)

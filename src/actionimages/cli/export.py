@@ -1,10 +1,14 @@
-"""``actionimages export``: a trained world model as a small, self-contained checkpoint folder.
+"""``actionimages export``: a trained world model (or baseline) as a small, self-contained checkpoint folder.
 
 The folder holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (weights cast to
 fp16 by default, which halves the size; ``load_model`` loads them back as fp32) plus
 ``provenance.json`` (source run, training step, dtype, parameter count, SHA-256 of the weights)
 and, when given, a recipe file copied beside them. It is written to a temporary folder and
 renamed into place, so an interrupted export never leaves a half-written checkpoint.
+
+A baseline run (``actionimages baseline train``) exports the same way: ``model.safetensors``,
+``baseline.json`` and ``provenance.json``, without the optimizer state, so the shipped baselines sit
+beside ``checkpoints/tiny`` and ``actionimages eval`` compares all three in one command.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ def export_checkpoint(
         raise ActionImagesError(f"recipe file {recipe} does not exist")
     from actionimages.eval.checkpoints import training_cpu_hours
 
+    extra = {Path(recipe).name: Path(recipe).read_bytes()} if recipe is not None else None
+    if (Path(checkpoint) / "baseline.json").is_file():
+        from actionimages.eval.baselines import export_baseline
+
+        info = {"source": str(checkpoint), "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if cpu_hours is not None:
+            info["cpu_hours"] = round(float(cpu_hours), 4)
+        return export_baseline(checkpoint, out, dtype, info, extra)
     src, step = resolve_model_dir(checkpoint)
     model = load_model(src)
     if model.spec.pretrained:
@@ -55,7 +67,6 @@ def export_checkpoint(
     }
     if hours is not None:
         info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
-    extra = {Path(recipe).name: Path(recipe).read_bytes()} if recipe is not None else None
     return save_model_folder(model, out, dtype, info, extra)
 
 
@@ -68,10 +79,13 @@ def run_export(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
-        help="a trained world model as a small self-contained checkpoint (fp16 safetensors + provenance)",
+        help="a trained world model or baseline as a small self-contained checkpoint "
+        "(fp16 safetensors + provenance)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    p.add_argument("--checkpoint", required=True, help="training run, trainer step dir or model dir")
+    p.add_argument(
+        "--checkpoint", required=True, help="training run, trainer step dir, model dir or baseline run"
+    )
     p.add_argument("--out", required=True, help="checkpoint folder to write (replaced if it exists)")
     p.add_argument("--dtype", default="fp16", choices=DTYPES, help="stored weight dtype (default fp16)")
     p.add_argument("--recipe", help="a text file (how the model was made) copied into the folder")

@@ -51,11 +51,11 @@ def _latest_step(run: Path) -> int | None:
 
 
 def training_cpu_hours(checkpoint: str | Path) -> float | None:
-    """CPU-hours the checkpoint's training took, where recorded: a trainer step's ``state.json``
-    (``cpu_hours``), an exported model's ``provenance.json`` (``cpu_hours``) or a baseline run's
-    ``baseline.json`` (``cpu_seconds``). None when nothing records it."""
+    """CPU-hours the checkpoint's training took, where recorded: an exported model's or baseline's
+    ``provenance.json`` (``cpu_hours``), a baseline run's ``baseline.json`` (``cpu_seconds``) or a
+    trainer step's ``state.json`` (``cpu_hours``). None when nothing records it."""
     p = Path(checkpoint)
-    candidates = [p / "baseline.json", p / "provenance.json", p / "state.json", p.parent / "state.json"]
+    candidates = [p / "provenance.json", p / "baseline.json", p / "state.json", p.parent / "state.json"]
     if (p / "checkpoints").is_dir():
         from actionimages.train.checkpoint import latest_checkpoint
 

@@ -5,6 +5,6 @@
 """
 
 from actionimages.eval.baselines.policy import BaselinePolicy, load_baseline_policy
-from actionimages.eval.baselines.train import load_baseline, train_baseline
+from actionimages.eval.baselines.train import export_baseline, load_baseline, train_baseline
 
-__all__ = ["BaselinePolicy", "load_baseline", "load_baseline_policy", "train_baseline"]
+__all__ = ["BaselinePolicy", "export_baseline", "load_baseline", "load_baseline_policy", "train_baseline"]

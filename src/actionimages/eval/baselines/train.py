@@ -3,6 +3,10 @@
 A run directory holds ``baseline.json`` (kind, architecture, cameras, image size, horizon, steps,
 wall time, loss curve) and ``model.safetensors``; both are replaced atomically at every checkpoint,
 so an interrupted run resumes from its last checkpoint with the same settings.
+
+:func:`export_baseline` (``actionimages export`` on a baseline run) writes a run as a small shipped
+folder: the weights (fp16 by default), ``baseline.json`` and ``provenance.json`` with the weights'
+SHA-256, which :func:`load_baseline` checks, as ``load_model`` does for world models.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from actionimages.atomic import atomic_path
+from actionimages.atomic import atomic_dir, atomic_path, sha256_file, write_json_atomic
 from actionimages.data.torch_dataset import EpisodeSource
 from actionimages.errors import ActionImagesError
 from actionimages.eval.baselines.common import (
@@ -184,10 +188,52 @@ def train_baseline(
 
 def load_baseline(run: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The trained network (eval mode) and ``baseline.json`` of a baseline run directory."""
+    from actionimages.model.io import verify_provenance
+
     run = Path(run)
     meta = read_meta(run)
     if not (run / "model.safetensors").is_file():
         raise ActionImagesError(f"{run}: no model.safetensors (training never checkpointed)")
+    verify_provenance(run)  # an exported folder: its weights must be the ones it recorded
     net = build_net(meta["kind"], meta["arch"])
-    net.load_state_dict(load_file(run / "model.safetensors"))
+    net.load_state_dict(load_file(run / "model.safetensors"))  # fp16 exports load back as fp32
     return net.eval(), meta
+
+
+def export_baseline(
+    run: str | Path,
+    out: str | Path,
+    dtype: str,
+    provenance: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """Write the baseline run ``run`` as the folder ``out`` (replaced atomically) and return its
+    provenance: ``model.safetensors`` in ``dtype``, ``baseline.json`` (no optimizer state) and
+    ``provenance.json`` = ``provenance`` plus kind, step, parameter count and the weights' SHA-256."""
+    from actionimages.model.io import WEIGHT_DTYPES
+
+    if dtype not in WEIGHT_DTYPES:
+        raise ActionImagesError(f"dtype must be one of {tuple(WEIGHT_DTYPES)}, got {dtype!r}")
+    net, meta = load_baseline(run)
+    cpu_seconds = meta.get("cpu_seconds")
+    with atomic_dir(out) as tmp:
+        weights = tmp / "model.safetensors"
+        cast = WEIGHT_DTYPES[dtype]
+        save_file({k: v.detach().to(cast).contiguous() for k, v in net.state_dict().items()}, weights)
+        write_meta(tmp, meta)
+        info = {
+            **provenance,
+            "kind": meta["kind"],
+            "step": meta["step"],
+            "dtype": dtype,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "weights": weights.name,
+            "weights_bytes": weights.stat().st_size,
+            "weights_sha256": sha256_file(weights),
+        }
+        if cpu_seconds is not None and "cpu_hours" not in info:
+            info["cpu_hours"] = round(float(cpu_seconds) / 3600.0, 4)
+        write_json_atomic(tmp / "provenance.json", info, indent=1)
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+    return info
