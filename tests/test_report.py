@@ -37,7 +37,13 @@ def _episode(task: str, i: int, success: bool, out: Path, video: bool) -> Episod
 
 
 def _write_results(
-    out: Path, kind: str, split: str, outcomes: dict[str, list[bool]], step=None, cpu_hours=None
+    out: Path,
+    kind: str,
+    split: str,
+    outcomes: dict[str, list[bool]],
+    step=None,
+    cpu_hours=None,
+    label=None,
 ) -> None:
     eps = [
         _episode(task, i, s, out, video=i == 0) for task, succ in outcomes.items() for i, s in enumerate(succ)
@@ -52,6 +58,8 @@ def _write_results(
         res["train_step"] = step
     if cpu_hours is not None:
         res["train_cpu_hours"] = cpu_hours
+    if label is not None:
+        res["label"] = label
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res))
 
@@ -177,3 +185,24 @@ def test_every_demo_stage_builds_commands_the_cli_accepts(tmp_path, capsys):
     with pytest.raises(ActionImagesError, match="rejects"):
         check_command(["train", "--no-such-option", "1"])
     capsys.readouterr()
+
+
+def test_cost_curve_draws_one_line_per_labelled_design(tmp_path):
+    """Two designs of the same policy kind, each at two budgets, labelled with ``eval --label``:
+    the success-per-CPU-hour figure keeps them apart, and the tables name each budget."""
+    from actionimages.eval.report import cost_figure, load_results
+
+    run = tmp_path / "curve"
+    for design, hours in (("design A", 1.0), ("design A", 2.0), ("design B", 1.5), ("design B", 3.0)):
+        out = run / f"{design.replace(' ', '_')}_{hours}"
+        _write_results(
+            out, "action_images", "test", {"reach_target": [True, False]}, cpu_hours=hours, label=design
+        )
+    fig = cost_figure(load_results(run))
+    lines = {c.get_label(): len(c.lines[0].get_xdata()) for c in fig.axes[0].containers}
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    assert lines == {"design A (test)": 2, "design B (test)": 2}
+    text = build_report(run).read_text()
+    assert "design A @ 1.00 CPU-h" in text and "design B @ 3.00 CPU-h" in text

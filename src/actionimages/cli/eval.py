@@ -184,7 +184,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", type=int, default=2, help="rollout videos per task (default 2)")
     p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
     p.add_argument("--train-step", type=int, help="tag results with this training step (for the report)")
-    p.add_argument("--label", help="name shown in the report")
+    p.add_argument(
+        "--label",
+        help="name shown in the report; evaluations of one design at several training budgets "
+        "share a label and draw one line in its success-per-CPU-hour figure",
+    )
     p.add_argument(
         "--train-cpu-hours",
         type=float,

@@ -16,6 +16,7 @@ import jinja2
 import markupsafe
 import numpy as np
 
+from actionimages.atomic import write_text_atomic
 from actionimages.errors import ActionImagesError
 
 TEMPLATE = """<!DOCTYPE html>
@@ -115,14 +116,19 @@ def _fmt_pct(x: float) -> str:
 
 
 def _label(res: dict[str, Any], path: Path, run_dir: Path) -> str:
-    if res.get("label"):
-        return str(res["label"])
-    pol = res.get("policy", {})
-    kind = pol.get("kind", "?")
+    name = _series(res)
     if res.get("train_step") is not None:
-        return f"{kind} @ step {res['train_step']}"
+        return f"{name} @ step {res['train_step']}"
+    if res.get("label"):  # a labelled series: its points differ by training cost
+        hours = res.get("train_cpu_hours")
+        return f"{name} @ {hours:.2f} CPU-h" if hours is not None else name
     rel = path.parent.relative_to(run_dir)
-    return f"{kind} ({rel})" if str(rel) != "." else kind
+    return f"{name} ({rel})" if str(rel) != "." else name
+
+
+def _series(res: dict[str, Any]) -> str:
+    """The evaluation's series: its ``eval --label`` (one design at several budgets) or policy kind."""
+    return str(res.get("label") or res.get("policy", {}).get("kind", "?"))
 
 
 def load_results(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -246,13 +252,27 @@ def _curve_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
 
 
 def _cost_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
-    """Success against training CPU-hours: one panel per task, a line per (policy kind, split)."""
+    fig = cost_figure(evals)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def cost_figure(evals: list[tuple[Path, dict[str, Any]]]):  # -> matplotlib Figure | None
+    """Success against training CPU-hours: one panel per task, a line per (series, split), where a
+    series is the evaluation's ``eval --label`` or else its policy kind. None without CPU-hours."""
     series: dict[str, dict[tuple[str, str], list[tuple[float, float, float, float]]]] = {}
     for _, r in evals:
         hours = r.get("train_cpu_hours")
         if hours is None:
             continue
-        key = (str(r.get("policy", {}).get("kind", "?")), str(r.get("split", "?")))
+        key = (_series(r), str(r.get("split", "?")))
         for t, e in r["tasks"].items():
             series.setdefault(t, {}).setdefault(key, []).append(
                 (float(hours), e["success_rate"], e["ci95"][0], e["ci95"][1])
@@ -279,11 +299,7 @@ def _cost_svg(evals: list[tuple[Path, dict[str, Any]]]) -> str | None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("success rate")
     axes[0][-1].legend(fontsize=7)
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return fig
 
 
 def trajectory_plot(npz_path: Path, png_path: Path) -> Path:
@@ -408,7 +424,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_videos:
         videos=videos,
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(page)
+    write_text_atomic(out_path, page)
     return out_path
 
 
