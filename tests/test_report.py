@@ -206,3 +206,30 @@ def test_cost_curve_draws_one_line_per_labelled_design(tmp_path):
     assert lines == {"design A (test)": 2, "design B (test)": 2}
     text = build_report(run).read_text()
     assert "design A @ 1.00 CPU-h" in text and "design B @ 3.00 CPU-h" in text
+
+
+def test_policy_curve_script_assembles_labelled_points(tmp_path):
+    """scripts/policy_curve.py: LABEL=RESULTS and LABEL@HOURS=RESULTS points become one folder with a
+    report and a PNG; a point without CPU-hours is refused by name."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("policy_curve", root / "scripts" / "policy_curve.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = tmp_path / "evals"
+    _write_results(src / "a", "bc", "test", {"reach_target": [True, False]}, cpu_hours=0.5)
+    _write_results(src / "b", "bc", "test", {"reach_target": [True, True]}, cpu_hours=1.0)
+    _write_results(src / "c", "action_images", "test", {"reach_target": [False, True]})
+    out, png = tmp_path / "curve", tmp_path / "curve.png"
+    points = [f"image BC={src / 'a' / 'results.json'}", f"image BC={src / 'b' / 'results.json'}"]
+    assert (
+        mod.main([*points, f"ours@1.2={src / 'c' / 'results.json'}", "--out", str(out), "--png", str(png)])
+        == 0
+    )
+    assert png.stat().st_size > 1000
+    saved = sorted(json.loads(p.read_text())["label"] for p in out.glob("*/results.json"))
+    assert saved == ["image BC", "image BC", "ours"]
+    assert "ours @ 1.20 CPU-h" in (out / "report.html").read_text()
+    assert mod.main([f"ours={src / 'c' / 'results.json'}", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()  # nothing half-written
