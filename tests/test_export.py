@@ -75,6 +75,29 @@ def test_shipped_checkpoint_loads_and_plans():
     )
 
 
+@pytest.mark.parametrize("kind", ["bc", "lowdim"])
+def test_shipped_baselines_load_and_act(kind):
+    """The baselines shipped beside checkpoints/tiny: intact weights, the kind eval detects, and a
+    finite action from a fresh scene."""
+    from actionimages import sim
+    from actionimages.eval.baselines import load_baseline_policy
+    from actionimages.eval.runner import detect_kind
+
+    folder = SHIPPED.parent / kind
+    if not folder.is_dir():
+        pytest.skip(f"no baseline shipped in checkpoints/{kind}")
+    info = json.loads((folder / "provenance.json").read_text())
+    assert sha256_file(folder / info["weights"]) == info["weights_sha256"], "shipped weights changed"
+    assert detect_kind(folder) == kind and info["cpu_hours"] > 0
+    policy = load_baseline_policy(folder)
+    env = sim.make_env("close_drawer", split="test", seed=3, image_size=64)
+    obs, _ = env.reset(seed=3)
+    policy.reset(obs)
+    action = policy.act(obs)
+    env.close()
+    assert action.shape == (7,) and np.isfinite(action).all()
+
+
 def test_loading_is_strict_and_checks_the_recorded_checksum(tmp_path):
     """A config.json edited to another architecture, or one flipped weight byte of an exported
     checkpoint, is refused with a message naming the problem (issue 13)."""
