@@ -285,20 +285,33 @@ def cost_figure(evals: list[tuple[Path, dict[str, Any]]]):  # -> matplotlib Figu
     import matplotlib.pyplot as plt
 
     tasks = sorted(series)
+    # One colour and marker per (series, split) across all panels, one legend for the figure; a
+    # dashed line for splits other than test, the headline.
+    keys = sorted({k for per_task in series.values() for k in per_task})
+    cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    style = {k: (cmap(i % cmap.N), "osD^v<>"[i % 7]) for i, k in enumerate(keys)}
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for (kind, split), pts in sorted(series[task].items()):
+        for (name, split), pts in sorted(series[task].items()):
             s = np.array(sorted(pts))
+            colour, marker = style[(name, split)]
             ax.errorbar(
-                s[:, 0], s[:, 1], yerr=[s[:, 1] - s[:, 2], s[:, 3] - s[:, 1]], marker="o", capsize=2,
-                label=f"{kind} ({split})",
+                s[:, 0], s[:, 1], yerr=[s[:, 1] - s[:, 2], s[:, 3] - s[:, 1]], marker=marker, capsize=2,
+                color=colour, linestyle="-" if split == "test" else "--", label=f"{name} ({split})",
             )  # fmt: skip
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("training CPU-hours")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("success rate")
-    axes[0][-1].legend(fontsize=7)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(
+        handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+        ncol=min(3, len(handles)), fontsize=7, frameon=False,
+    )  # fmt: skip
     return fig
 
 
