@@ -44,13 +44,14 @@ def export_checkpoint(
     from actionimages.eval.checkpoints import training_cpu_hours
 
     extra = {Path(recipe).name: Path(recipe).read_bytes()} if recipe is not None else None
+    hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
+    stamp = {"exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if hours is not None:
+        stamp["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
     if (Path(checkpoint) / "baseline.json").is_file():
         from actionimages.eval.baselines import export_baseline
 
-        info = {"source": str(checkpoint), "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        if cpu_hours is not None:
-            info["cpu_hours"] = round(float(cpu_hours), 4)
-        return export_baseline(checkpoint, out, dtype, info, extra)
+        return export_baseline(checkpoint, out, dtype, {"source": str(checkpoint), **stamp}, extra)
     src, step = resolve_model_dir(checkpoint)
     model = load_model(src)
     if model.spec.pretrained:
@@ -58,15 +59,7 @@ def export_checkpoint(
             "export is for self-contained models; this one needs its pretrained Wan folder "
             f"({model.spec.pretrained}) for the text encoder"
         )
-    hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)
-    info = {
-        "source": str(src),
-        "step": step,
-        "config": model.spec.name,
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if hours is not None:
-        info["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
+    info = {"source": str(src), "step": step, "config": model.spec.name, **stamp}
     return save_model_folder(model, out, dtype, info, extra)
 
 

@@ -122,18 +122,32 @@ def save_model_folder(
             )
         finally:
             diffusers_logging.set_verbosity(level)
-        weights = next(tmp.glob("*.safetensors"))
-        info = {
-            **provenance,
-            "dtype": dtype,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "weights": weights.name,
-            "weights_bytes": weights.stat().st_size,
-            "weights_sha256": sha256_file(weights),
-        }
-        (tmp / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
+        params = sum(p.numel() for p in model.parameters())
+        return write_provenance(tmp, next(tmp.glob("*.safetensors")), dtype, params, provenance, extra_files)
+
+
+def write_provenance(
+    folder: Path,
+    weights: Path,
+    dtype: str,
+    parameters: int,
+    provenance: dict,
+    extra_files: dict[str, bytes] | None = None,
+) -> dict:
+    """Write ``folder/provenance.json`` = ``provenance`` plus the dtype, parameter count and the
+    weights' name, size and SHA-256 (what :func:`verify_provenance` checks), and ``extra_files``
+    (name -> bytes) beside it; returns that record. Used inside an :func:`atomic_dir` block."""
+    info = {
+        **provenance,
+        "dtype": dtype,
+        "parameters": parameters,
+        "weights": weights.name,
+        "weights_bytes": weights.stat().st_size,
+        "weights_sha256": sha256_file(weights),
+    }
+    (folder / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
+    for name, data in (extra_files or {}).items():
+        (folder / name).write_bytes(data)
     return info
 
 

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from actionimages.atomic import atomic_dir, atomic_path, sha256_file, write_json_atomic
+from actionimages.atomic import atomic_dir, atomic_path
 from actionimages.data.torch_dataset import EpisodeSource
 from actionimages.errors import ActionImagesError
 from actionimages.eval.baselines.common import (
@@ -210,30 +210,16 @@ def export_baseline(
     """Write the baseline run ``run`` as the folder ``out`` (replaced atomically) and return its
     provenance: ``model.safetensors`` in ``dtype``, ``baseline.json`` (no optimizer state) and
     ``provenance.json`` = ``provenance`` plus kind, step, parameter count and the weights' SHA-256."""
-    from actionimages.model.io import WEIGHT_DTYPES
+    from actionimages.model.io import WEIGHT_DTYPES, write_provenance
 
     if dtype not in WEIGHT_DTYPES:
         raise ActionImagesError(f"dtype must be one of {tuple(WEIGHT_DTYPES)}, got {dtype!r}")
     net, meta = load_baseline(run)
-    cpu_seconds = meta.get("cpu_seconds")
     with atomic_dir(out) as tmp:
         weights = tmp / "model.safetensors"
         cast = WEIGHT_DTYPES[dtype]
         save_file({k: v.detach().to(cast).contiguous() for k, v in net.state_dict().items()}, weights)
         write_meta(tmp, meta)
-        info = {
-            **provenance,
-            "kind": meta["kind"],
-            "step": meta["step"],
-            "dtype": dtype,
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "weights": weights.name,
-            "weights_bytes": weights.stat().st_size,
-            "weights_sha256": sha256_file(weights),
-        }
-        if cpu_seconds is not None and "cpu_hours" not in info:
-            info["cpu_hours"] = round(float(cpu_seconds) / 3600.0, 4)
-        write_json_atomic(tmp / "provenance.json", info, indent=1)
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
-    return info
+        params = sum(p.numel() for p in net.parameters())
+        info = {**provenance, "kind": meta["kind"], "step": meta["step"]}
+        return write_provenance(tmp, weights, dtype, params, info, extra_files)
