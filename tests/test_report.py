@@ -233,3 +233,11 @@ def test_policy_curve_script_assembles_labelled_points(tmp_path):
     assert "ours @ 1.20 CPU-h" in (out / "report.html").read_text()
     assert mod.main([f"ours={src / 'c' / 'results.json'}", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()  # nothing half-written
+    for bad in (
+        "no label separator",
+        f"ours@soon={src / 'a' / 'results.json'}",
+        f"@1={src / 'a' / 'results.json'}",
+    ):
+        assert mod.main([bad, "--out", str(tmp_path / "y")]) == 2  # named, not a traceback
+    assert mod.main([f"ours={tmp_path / 'missing.json'}", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "y").exists()
