@@ -59,6 +59,26 @@ def test_short_episode_is_padded_and_marked_invalid():
     torch.testing.assert_close(s["rgb"][0, :, 4], last)  # same size: no resampling
 
 
+def test_hold_final_lets_clips_run_past_the_end_as_valid_held_frames():
+    ep = make_synthetic_episode(T=10)
+    plain = SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=True)
+    held = SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=True, hold_final=4)
+    assert plain.max_start(10) == 5 and held.max_start(10) == 9  # the last frame, never past it
+    assert SampleBuilder(num_frames=5, vae_frames=False, hold_final=9).max_start(10) == 9
+    starts = {held(ep, rng=np.random.default_rng(i))["start"] for i in range(200)}
+    assert starts == set(range(10))  # near-goal states get clips too
+    s = held(ep, start=8)
+    assert s["frame_valid"].all()  # frames 10-12 hold the last pose and count in the loss
+    np.testing.assert_allclose(s["actions"][1:].numpy(), np.stack([ep.actions[9]] * 4), atol=1e-6)
+    # the same clip without a hold masks what lies past the end
+    assert plain(ep, start=8)["frame_valid"].tolist() == [True, True, False, False, False]
+    # a hold of 1 keeps one held frame; the rest stays masked
+    one = SampleBuilder(num_frames=5, num_views=2, height=16, width=16, training=True, hold_final=1)
+    assert one(ep, start=8)["frame_valid"].tolist() == [True, True, True, False, False]
+    with pytest.raises(ActionImagesError, match="hold_final"):
+        SampleBuilder(hold_final=-1)
+
+
 def test_views_fixed_for_eval_random_for_training():
     ep = make_synthetic_episode(T=5, cameras=("front", "side", "top"))
     ev = SampleBuilder(num_frames=1, num_views=2, height=16, width=16, training=False)

@@ -601,3 +601,24 @@ def test_train_flags_come_from_the_config_dataclasses(tmp_path, capsys):
         apply_overrides(get_config("tiny"), {"obs_patch": 0})  # the config's own check still runs
     assert cli_main(argv[:9] + ["--mixed-precision", "fp8"]) == 2  # bad value: a clear error
     assert "mixed_precision" in capsys.readouterr().err
+
+
+def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
+    """--stride / --clips-per-episode / --hold-final define the clip pool, so resume keeps them and
+    refuses a contradicting flag instead of training on different clips."""
+    import argparse
+
+    from actionimages.cli.train import CLIP_DEFAULTS, clip_settings
+
+    def flags(**kw):
+        return argparse.Namespace(**{k: kw.get(k) for k in CLIP_DEFAULTS})
+
+    run = tmp_path / "run"
+    assert clip_settings(flags(hold_final=4, clips_per_episode=8), run) == {
+        "stride": 1, "clips_per_episode": 8, "hold_final": 4}  # fmt: skip
+    assert json.loads((run / "clip_config.json").read_text())["hold_final"] == 4
+    assert clip_settings(flags(), run)["hold_final"] == 4  # resume without the flags keeps them
+    assert clip_settings(flags(hold_final=4), run)["clips_per_episode"] == 8  # repeating one is fine
+    with pytest.raises(ActionImagesError, match="--hold-final 2 differs from this run's 4"):
+        clip_settings(flags(hold_final=2), run)
+    assert clip_settings(flags(), tmp_path / "fresh") == CLIP_DEFAULTS

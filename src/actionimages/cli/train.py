@@ -46,8 +46,16 @@ def register(subparsers) -> None:
     add_dataclass_flags(p, TrainConfig, unset=True)
     p.add_argument("--no-cache", dest="cache_latents", action="store_false", help="= --no-cache-latents")
     p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
-    p.add_argument("--stride", type=int, default=1, help="episode frames between clip frames")
-    p.add_argument("--clips-per-episode", type=int, default=16, help="distinct clips drawn per episode")
+    # Clip settings (default in CLIP_DEFAULTS) are saved in OUT/clip_config.json: --resume keeps them.
+    p.add_argument("--stride", type=int, help="episode frames between clip frames (default 1)")
+    p.add_argument("--clips-per-episode", type=int, help="distinct clips drawn per episode (default 16)")
+    p.add_argument(
+        "--hold-final",
+        type=int,
+        metavar="N",
+        help="clips may run N frames past an episode's end, the arm holding its last pose (teaches "
+        "stopping at the goal; for sim data, whose world stays put after success; default 0)",
+    )
     # ... and every ModelConfig field can be changed: --model.obs_align false, --model.mask_mix.i2a 0.3
     add_override_flags(p, ModelConfig, "model", skip=("name", "pretrained", "lora_rank"))
     p.set_defaults(func=run_train)
@@ -67,6 +75,35 @@ def register(subparsers) -> None:
     v.add_argument("--stride", type=int, default=1)
     v.add_argument("--clips-per-episode", type=int, default=16)
     v.set_defaults(func=run_train_vae)
+
+
+CLIP_DEFAULTS = {"stride": 1, "clips_per_episode": 16, "hold_final": 0}
+
+
+def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
+    """The run's clip settings: flags over OUT/clip_config.json over defaults, saved on first use.
+
+    The clip pool is part of what resume must reproduce, so a flag that contradicts the run's saved
+    value is an error rather than a silently different dataset.
+    """
+    from actionimages.atomic import write_json_atomic
+
+    path = out / "clip_config.json"
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    settings = {}
+    for key, default in CLIP_DEFAULTS.items():
+        flag = getattr(args, key, None)
+        kept = (saved or {}).get(key, default)
+        if saved is not None and flag is not None and flag != kept:
+            raise ActionImagesError(
+                f"--{key.replace('_', '-')} {flag} differs from this run's {kept} ({path}): it would "
+                "change the clips the run trains on; drop the flag or start a new --out"
+            )
+        settings[key] = int(flag if flag is not None else kept)
+    if saved is None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, settings, indent=1)
+    return settings
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -111,7 +148,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and (Path(args.out) / "train_config.json").is_file():
         saved = json.loads((Path(args.out) / "train_config.json").read_text())
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
-    source = open_training_source(args.data, model.spec, args.stride, args.clips_per_episode, tcfg.seed)
+    clips = clip_settings(args, Path(args.out))
+    source = open_training_source(
+        args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
+    )
     trainer = Trainer(model, source, args.out, tcfg)
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")

@@ -97,6 +97,10 @@ class SampleBuilder:
         vae_frames: enforce F ≡ 1 (mod 4).
         codec_factory: ``(cameras, sigma_frac=, axis_length=) -> codec`` with ``encode``; default
             :class:`actionimages.codec.ActionImageCodec`.
+        hold_final: let a clip run up to this many episode frames past the end, repeating the last
+            frame as *valid* frames: a demonstration of holding still once the task is done. Sim
+            episodes end on success, so without it a model never sees the arm stop at its goal.
+            Only for data whose world stays put after the last frame; 0 (default) pads invalid.
     """
 
     def __init__(
@@ -112,7 +116,10 @@ class SampleBuilder:
         views: Sequence[str] | None = None,
         vae_frames: bool = True,
         codec_factory: Any = None,
+        hold_final: int = 0,
     ) -> None:
+        if int(hold_final) != hold_final or hold_final < 0:
+            raise ActionImagesError(f"hold_final must be a non-negative integer, got {hold_final}")
         for name, v in (("num_frames", num_frames), ("stride", stride), ("num_views", num_views)):
             if int(v) != v or v < 1:
                 raise ActionImagesError(f"{name} must be a positive integer, got {v}")
@@ -132,6 +139,7 @@ class SampleBuilder:
         self.sigma_frac, self.axis_length = float(sigma_frac), float(axis_length)
         self.views = list(views) if views is not None else None
         self.codec_factory = codec_factory
+        self.hold_final = int(hold_final)
 
     @property
     def span(self) -> int:
@@ -139,8 +147,9 @@ class SampleBuilder:
         return (self.num_frames - 1) * self.stride + 1
 
     def max_start(self, num_frames: int) -> int:
-        """Largest start that keeps the whole clip inside an episode of ``num_frames`` (0 if shorter)."""
-        return max(0, num_frames - self.span)
+        """Largest training start: the clip stays inside an episode of ``num_frames`` (0 if shorter),
+        or runs at most ``hold_final`` frames past its end (never starting past the last frame)."""
+        return max(0, min(num_frames - 1, num_frames - self.span + self.hold_final))
 
     def choose_views(self, episode: Episode, rng: np.random.Generator | None) -> list[str]:
         """The V camera names for one sample (random order-aware pick when training)."""
@@ -197,8 +206,8 @@ class SampleBuilder:
         if not 0 <= start < T:
             raise ActionImagesError(f"clip start {start} outside episode of {T} frames")
         raw = start + self.stride * np.arange(F)
-        valid = raw < T
-        idx = np.minimum(raw, T - 1)  # pad with the last frame; marked invalid below
+        valid = raw < T + self.hold_final  # held frames repeat the last one and count (hold_final)
+        idx = np.minimum(raw, T - 1)  # pad with the last frame; invalid past the hold
         names = list(views) if views is not None else self.choose_views(episode, rng)
         if len(names) != self.num_views:
             raise ActionImagesError(f"need {self.num_views} views, got {names}")

@@ -223,7 +223,11 @@ class ModelConfig:
         return self.num_segments * self.latent_frames * h * w
 
     def sample_builder(
-        self, stride: int = 1, training: bool = False, views: list[str] | None = None
+        self,
+        stride: int = 1,
+        training: bool = False,
+        views: list[str] | None = None,
+        hold_final: int = 0,
     ) -> SampleBuilder:
         """The data ``SampleBuilder`` that makes this model's clips (F, V, H×W from the config)."""
         from actionimages.data.sample import SampleBuilder
@@ -237,6 +241,7 @@ class ModelConfig:
             training=training,
             views=views,
             sigma_frac=self.action_sigma_frac,
+            hold_final=hold_final,
         )
 
     # ------------------------------------------------------------ serialise

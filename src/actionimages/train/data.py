@@ -48,7 +48,12 @@ class SyntheticSource:
 
 
 def open_training_source(
-    spec: str, cfg: ModelConfig, stride: int = 1, clips_per_episode: int = 16, seed: int = 0
+    spec: str,
+    cfg: ModelConfig,
+    stride: int = 1,
+    clips_per_episode: int = 16,
+    seed: int = 0,
+    hold_final: int = 0,
 ) -> SampleSource:
     """The training sample source of a CLI ``--data`` value: ``synthetic:N`` or a dataset directory.
 
@@ -56,7 +61,8 @@ def open_training_source(
     is read through the data package's :class:`SampleBuilder` / :class:`ClipDataset` at the model's
     views, frames and image size. Item ``k`` is episode ``k % episodes`` at a random start drawn
     from ``(seed, k)``, so ``clips_per_episode`` items per episode give a fixed pool of distinct
-    clips (which the trainer's latent cache then encodes once each).
+    clips (which the trainer's latent cache then encodes once each). ``hold_final`` lets clips run
+    that many frames past an episode's end, holding still (``SampleBuilder``).
     """
     if spec.startswith("synthetic:"):
         try:
@@ -68,7 +74,7 @@ def open_training_source(
     if not path.exists():
         raise ActionImagesError(f"--data {spec}: no such dataset directory")
     episodes = open_source(path)
-    builder = cfg.sample_builder(stride=stride, training=True)
+    builder = cfg.sample_builder(stride=stride, training=True, hold_final=hold_final)
     return ClipDataset(episodes, builder, samples_per_epoch=len(episodes) * clips_per_episode, seed=seed)
 
 
