@@ -1,6 +1,7 @@
 """Benchmarks of the world-action model on this machine (results go to docs/results/model.md).
 
     python benchmarks/model.py speed      [--config tiny] [--batch-size 16] [--steps 20] [--threads N]
+    python benchmarks/model.py speed      --config tiny --set 'transformer.patch_size=[1,2,2]'  # a variant
     python benchmarks/model.py sample     [--model DIR | --config tiny] [--num-steps 8] [--guidance 1]
     python benchmarks/model.py autoencoder --config tiny [--vae VAE_DIR] --data DATA [--clips 32]
     python benchmarks/model.py actions    --model DIR --data DATA [--clips 32] [--num-steps 8]
@@ -27,6 +28,27 @@ from actionimages.model.synthetic import synthetic_batch
 from actionimages.train import SyntheticSource, TrainConfig, Trainer, open_training_source
 
 
+def model_config(a: argparse.Namespace):
+    """``--config`` with each ``--set KEY=JSON`` applied (the same fields as ``train --model.KEY``)."""
+    from actionimages.cli.config_args import apply_overrides
+    from actionimages.errors import ActionImagesError
+    from actionimages.model import get_config
+
+    overrides = {}
+    for item in a.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. 'transformer.patch_size=[1,2,2]'")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a bare string such as a text kind
+    try:
+        return apply_overrides(get_config(a.config), overrides)
+    except ActionImagesError as exc:
+        raise SystemExit(f"--set: {exc}") from exc
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -36,7 +58,7 @@ def bench_speed(a: argparse.Namespace) -> dict:
     import tempfile
 
     torch.manual_seed(0)
-    model = build_model(a.config)
+    model = build_model(model_config(a))
     src = SyntheticSource(model.spec, max(a.batch_size, 16))
     with tempfile.TemporaryDirectory() as out:
         tr = Trainer(
@@ -53,6 +75,8 @@ def bench_speed(a: argparse.Namespace) -> dict:
     return {
         "bench": "train_speed",
         "config": a.config,
+        "set": a.set or [],
+        "tokens": model.spec.num_tokens,
         "batch_size": a.batch_size,
         "steps": a.steps,
         "samples_per_s": round(a.steps * a.batch_size / dt, 2),
@@ -65,7 +89,7 @@ def bench_speed(a: argparse.Namespace) -> dict:
 
 def bench_sample(a: argparse.Namespace) -> dict:
     """Seconds per joint-mode generate call from first frames (what a policy replanning call costs)."""
-    model = load_model(a.model) if a.model else build_model(a.config)
+    model = load_model(a.model) if a.model else build_model(model_config(a))
     model.eval()
     cfg = model.spec
     full = synthetic_batch(cfg, 1, seed=0)
@@ -92,6 +116,8 @@ def bench_sample(a: argparse.Namespace) -> dict:
     return {
         "bench": "sample",
         "config": cfg.name,
+        "set": a.set or [],
+        "tokens": cfg.num_tokens,
         "views": cfg.num_views,
         "frames": cfg.num_frames,
         "size": cfg.height,
@@ -199,6 +225,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bench", choices=["speed", "sample", "autoencoder", "actions"])
     p.add_argument("--config", default="tiny")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=JSON",
+        help="change a config field for speed/sample, as train's --model.KEY (repeatable)",
+    )
     p.add_argument("--model")
     p.add_argument("--vae")
     p.add_argument("--data", default="synthetic:16")

@@ -476,3 +476,24 @@ def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):
         cached.encode_text(["open the drawer"])
     with pytest.raises(ActionImagesError, match="another text encoder"):
         embed_texts(with_umt5._external_text[0], ["x"], cache, "0" * 64)
+
+
+def test_model_benchmark_set_changes_the_measured_config():
+    """benchmarks/model.py --set KEY=JSON builds the variant it names, and refuses a bad one."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import model as model_bench
+
+    def ns(*items):
+        return argparse.Namespace(config="tiny", set=list(items))
+
+    assert model_bench.model_config(ns()).num_tokens == 80
+    fine = model_bench.model_config(ns("transformer.patch_size=[1,2,2]", "obs_align=false"))
+    assert fine.num_tokens == 320 and fine.obs_align is False
+    with pytest.raises(SystemExit, match="no field"):
+        model_bench.model_config(ns("nope=1"))
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        model_bench.model_config(ns("nope"))
