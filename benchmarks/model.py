@@ -1,7 +1,7 @@
 """Benchmarks of the world-action model on this machine (results go to docs/results/model.md).
 
     python benchmarks/model.py speed      [--config tiny] [--batch-size 16] [--steps 20] [--threads N]
-    python benchmarks/model.py speed      --config tiny --set 'transformer.patch_size=[1,2,2]'  # a variant
+    python benchmarks/model.py speed      --config tiny --model.transformer.patch_size 1 2 2  # a variant
     python benchmarks/model.py sample     [--model DIR | --config tiny] [--num-steps 8] [--guidance 1]
     python benchmarks/model.py autoencoder --config tiny [--vae VAE_DIR] --data DATA [--clips 32]
     python benchmarks/model.py actions    --model DIR --data DATA [--clips 32] [--num-steps 8]
@@ -20,33 +20,19 @@ import time
 import numpy as np
 import torch
 
+from actionimages.cli.config_args import add_override_flags, apply_overrides, overrides_from_flags
 from actionimages.codec.poses import euler_to_matrix, rotation_angle_between
 from actionimages.data import collate
-from actionimages.model import build_model, generate, load_model, set_vae
+from actionimages.errors import ActionImagesError
+from actionimages.model import ModelConfig, build_model, generate, get_config, load_model, set_vae
 from actionimages.model.sampling import decode_actions
 from actionimages.model.synthetic import synthetic_batch
 from actionimages.train import SyntheticSource, TrainConfig, Trainer, open_training_source
 
 
 def model_config(a: argparse.Namespace):
-    """``--config`` with each ``--set KEY=JSON`` applied (the same fields as ``train --model.KEY``)."""
-    from actionimages.cli.config_args import apply_overrides
-    from actionimages.errors import ActionImagesError
-    from actionimages.model import get_config
-
-    overrides = {}
-    for item in a.set or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. 'transformer.patch_size=[1,2,2]'")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value  # a bare string such as a text kind
-    try:
-        return apply_overrides(get_config(a.config), overrides)
-    except ActionImagesError as exc:
-        raise SystemExit(f"--set: {exc}") from exc
+    """``--config`` with the ``--model.KEY V`` overrides given (the same flags as ``train``)."""
+    return apply_overrides(get_config(a.config), overrides_from_flags(a, "model"))
 
 
 def peak_rss_mb() -> float:
@@ -75,7 +61,7 @@ def bench_speed(a: argparse.Namespace) -> dict:
     return {
         "bench": "train_speed",
         "config": a.config,
-        "set": a.set or [],
+        "overrides": overrides_from_flags(a, "model"),
         "tokens": model.spec.num_tokens,
         "batch_size": a.batch_size,
         "steps": a.steps,
@@ -116,7 +102,7 @@ def bench_sample(a: argparse.Namespace) -> dict:
     return {
         "bench": "sample",
         "config": cfg.name,
-        "set": a.set or [],
+        "overrides": overrides_from_flags(a, "model"),
         "tokens": cfg.num_tokens,
         "views": cfg.num_views,
         "frames": cfg.num_frames,
@@ -225,12 +211,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bench", choices=["speed", "sample", "autoencoder", "actions"])
     p.add_argument("--config", default="tiny")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=JSON",
-        help="change a config field for speed/sample, as train's --model.KEY (repeatable)",
-    )
     p.add_argument("--model")
     p.add_argument("--vae")
     p.add_argument("--data", default="synthetic:16")
@@ -242,6 +222,8 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    # speed and sample measure a variant of --config with train's flags: --model.transformer.patch_size 1 2 2
+    add_override_flags(p, ModelConfig, "model", skip=("name", "pretrained", "lora_rank"))
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -251,7 +233,10 @@ def main() -> None:
         "autoencoder": bench_autoencoder,
         "actions": bench_actions,
     }
-    print(json.dumps(fn[a.bench](a)))
+    try:
+        print(json.dumps(fn[a.bench](a)))
+    except ActionImagesError as exc:  # a bad config value: the message, not a traceback
+        raise SystemExit(f"{p.prog}: error: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -478,22 +478,30 @@ def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):
         embed_texts(with_umt5._external_text[0], ["x"], cache, "0" * 64)
 
 
-def test_model_benchmark_set_changes_the_measured_config():
-    """benchmarks/model.py --set KEY=JSON builds the variant it names, and refuses a bad one."""
+def test_model_benchmark_measures_train_s_config_overrides():
+    """benchmarks/model.py takes train's --model.KEY V flags, builds the variant they name, and
+    turns a bad value into a one-line error."""
     import argparse
+    import subprocess
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
     import model as model_bench
 
-    def ns(*items):
-        return argparse.Namespace(config="tiny", set=list(items))
+    def ns(**overrides):
+        return argparse.Namespace(config="tiny", **{f"model.{k}": v for k, v in overrides.items()})
 
     assert model_bench.model_config(ns()).num_tokens == 80
-    fine = model_bench.model_config(ns("transformer.patch_size=[1,2,2]", "obs_align=false"))
+    fine = model_bench.model_config(ns(**{"transformer.patch_size": [1, 2, 2], "obs_align": False}))
     assert fine.num_tokens == 320 and fine.obs_align is False
-    with pytest.raises(SystemExit, match="no field"):
-        model_bench.model_config(ns("nope=1"))
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        model_bench.model_config(ns("nope"))
+    assert fine.transformer.patch_size == (1, 2, 2)  # a tuple, as the config's own
+    for argv, message in ((["--model.nope", "1"], "unrecognized arguments: --model.nope"),
+                          (["--model.obs_patch", "3"], "error: obs_patch must be even")):  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, str(bench / "model.py"), "sample", "--repeats", "0", *argv],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode != 0 and message in run.stderr and "Traceback" not in run.stderr

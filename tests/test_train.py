@@ -610,11 +610,11 @@ def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
 
     from actionimages.cli.train import CLIP_DEFAULTS, clip_settings
 
-    def flags(**kw):
-        return argparse.Namespace(**{k: kw.get(k) for k in CLIP_DEFAULTS})
+    def flags(resume=True, **kw):
+        return argparse.Namespace(resume=resume, **{k: kw.get(k) for k in CLIP_DEFAULTS})
 
     run = tmp_path / "run"
-    assert clip_settings(flags(hold_final=4, clips_per_episode=8), run) == {
+    assert clip_settings(flags(False, hold_final=4, clips_per_episode=8), run) == {
         "stride": 1, "clips_per_episode": 8, "hold_final": 4}  # fmt: skip
     assert json.loads((run / "clip_config.json").read_text())["hold_final"] == 4
     assert clip_settings(flags(), run)["hold_final"] == 4  # resume without the flags keeps them
@@ -622,3 +622,6 @@ def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
     with pytest.raises(ActionImagesError, match="--hold-final 2 differs from this run's 4"):
         clip_settings(flags(hold_final=2), run)
     assert clip_settings(flags(), tmp_path / "fresh") == CLIP_DEFAULTS
+    # a fresh run in the same folder is not bound by the old file: it writes its own
+    assert clip_settings(flags(False), run) == CLIP_DEFAULTS
+    assert json.loads((run / "clip_config.json").read_text()) == CLIP_DEFAULTS

@@ -81,15 +81,17 @@ CLIP_DEFAULTS = {"stride": 1, "clips_per_episode": 16, "hold_final": 0}
 
 
 def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
-    """The run's clip settings: flags over OUT/clip_config.json over defaults, saved on first use.
+    """The run's clip settings: flags, then (with ``--resume``) OUT/clip_config.json, then defaults.
 
-    The clip pool is part of what resume must reproduce, so a flag that contradicts the run's saved
-    value is an error rather than a silently different dataset.
+    The clip pool is part of what resume must reproduce, so on resume a flag that contradicts the
+    run's saved value is an error rather than a silently different dataset. A fresh run writes
+    its own settings (over a stale file's).
     """
     from actionimages.atomic import write_json_atomic
 
     path = out / "clip_config.json"
-    saved = json.loads(path.read_text()) if path.is_file() else None
+    resume = getattr(args, "resume", False)
+    saved = json.loads(path.read_text()) if resume and path.is_file() else None
     settings = {}
     for key, default in CLIP_DEFAULTS.items():
         flag = getattr(args, key, None)
