@@ -2,6 +2,7 @@
 
     python benchmarks/model.py speed      [--config tiny] [--batch-size 16] [--steps 20] [--threads N]
     python benchmarks/model.py speed      --config tiny --model.transformer.patch_size 1 2 2  # a variant
+    python benchmarks/model.py speed      --config tiny --mixed-precision bf16|no  # autocast or fp32
     python benchmarks/model.py sample     [--model DIR | --config tiny] [--num-steps 8] [--guidance 1]
     python benchmarks/model.py autoencoder --config tiny [--vae VAE_DIR] --data DATA [--clips 32]
     python benchmarks/model.py actions    --model DIR --data DATA [--clips 32] [--num-steps 8]
@@ -51,7 +52,13 @@ def bench_speed(a: argparse.Namespace) -> dict:
             model,
             src,
             out,
-            TrainConfig(steps=a.steps + 3, batch_size=a.batch_size, progress=False, save_every=0),
+            TrainConfig(
+                steps=a.steps + 3,
+                batch_size=a.batch_size,
+                progress=False,
+                save_every=0,
+                mixed_precision=a.mixed_precision,
+            ),
         )
         tr.fit(3)  # warm-up; also fills the latent cache
         t0 = time.perf_counter()
@@ -65,6 +72,7 @@ def bench_speed(a: argparse.Namespace) -> dict:
         "tokens": model.spec.num_tokens,
         "batch_size": a.batch_size,
         "steps": a.steps,
+        "mixed_precision": tr.precision,
         "samples_per_s": round(a.steps * a.batch_size / dt, 2),
         "s_per_step": round(dt / a.steps, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -218,6 +226,7 @@ def main() -> None:
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16"])
     p.add_argument("--num-steps", type=int, default=8)
     p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=10)

@@ -625,3 +625,106 @@ def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
     # a fresh run in the same folder is not bound by the old file: it writes its own
     assert clip_settings(flags(False), run) == CLIP_DEFAULTS
     assert json.loads((run / "clip_config.json").read_text()) == CLIP_DEFAULTS
+
+
+# ---------------------------------------------------------------- the committed run state (OUT/state/)
+def _state_only_copy(run: Path, clone: Path) -> None:
+    """What a fresh clone of the repository holds of ``run``: its state/ folder and nothing else."""
+    import shutil
+
+    clone.mkdir(parents=True)
+    shutil.copytree(run / "state", clone / "state")
+
+
+def test_run_state_alone_resumes_exactly_like_the_uninterrupted_run(tmp_path):
+    full = _trainer(tmp_path / "full", steps=6, save_every=3)
+    ref = full.fit()
+    state = json.loads((tmp_path / "full" / "state" / "state.json").read_text())
+    assert state["step"] == 3 and state["tier"] == "exact" and not state["lossy"]  # micro fits in fp32
+    assert state["cpu_hours"] > 0 and state["mixed_precision"] == full.precision
+
+    _state_only_copy(tmp_path / "full", tmp_path / "clone")
+    resumed = _trainer(tmp_path / "clone", steps=6, seed=123)  # other init: must be overwritten
+    assert resumed.resume()
+    assert resumed.resumed_from == tmp_path / "clone" / "state" and resumed.step == 3
+    assert resumed.cpu_hours >= state["cpu_hours"]
+    assert resumed.fit() == ref[3:]  # bit for bit
+    # The newest of checkpoint and state wins; on a tie the full checkpoint.
+    again = _trainer(tmp_path / "full", steps=6)
+    assert again.resume() and again.resumed_from.name == "step-00000003"
+
+
+def test_run_state_fits_its_budget_in_a_lossy_tier_and_resumes_without_a_jump(tmp_path):
+    from actionimages.train.run_state import TIERS, tier_bytes
+
+    probe = _trainer(tmp_path / "probe", steps=1)
+    n = sum(p.numel() for _, p in probe.named)
+    frozen = sum(p.numel() for p in probe.model.latent_space.parameters())
+    budget_mib = (tier_bytes(TIERS[2], n, frozen) + (1 << 20) + 4096) / (1 << 20)  # lean fits, compact not
+    full = _trainer(tmp_path / "full", steps=8, save_every=4, state_mib=budget_mib)
+    ref = full.fit()
+    folder = tmp_path / "full" / "state"
+    state = json.loads((folder / "state.json").read_text())
+    assert state["tier"] == "lean" and state["lossy"]
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= budget_mib * (1 << 20)
+
+    _state_only_copy(tmp_path / "full", tmp_path / "clone")
+    resumed = _trainer(tmp_path / "clone", steps=8, seed=7, state_mib=budget_mib)
+    with pytest.warns(RuntimeWarning, match="'lean' precision tier"):
+        assert resumed.resume()
+    raw_at_4 = {n: p.detach().clone() for n, p in resumed.named}
+    losses = resumed.fit()
+    # The first step after resuming has the uninterrupted run's trained weights (raw is fp32 in
+    # every tier; only the frozen autoencoder is fp16 in 'lean'), so its loss is the same to 1e-4;
+    # the re-warmed moments change later steps a little.
+    assert losses[0] == pytest.approx(ref[4], rel=1e-4)
+    assert losses == pytest.approx(ref[4:], rel=0.25)
+    assert all(torch.isfinite(p).all() for p in raw_at_4.values())
+
+    with pytest.raises(ActionImagesError, match="over the 0 MiB budget.*--state-mib"):
+        _trainer(tmp_path / "tiny_budget", steps=2, state_mib=0.01)  # refused before training
+
+
+def test_damaged_run_state_is_refused_by_name(tmp_path):
+    _trainer(tmp_path / "run", steps=2, save_every=1).fit()
+    _state_only_copy(tmp_path / "run", tmp_path / "clone")
+    f = tmp_path / "clone" / "state" / "tensors.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ActionImagesError, match="tensors.safetensors does not match the SHA-256"):
+        _trainer(tmp_path / "clone", steps=3).resume()
+
+
+def test_cli_resumes_a_run_from_its_committed_state_on_a_fresh_clone(tmp_path, capsys):
+    run, clone = tmp_path / "run", tmp_path / "clone" / "run"
+    argv = ["train", "--config", "micro", "--data", "synthetic:3", "--out", str(run), "--batch-size", "2",
+            "--save-every", "2", "--warmup", "1", "--steps", "4", "--clips-per-episode", "3"]  # fmt: skip
+    # micro needs a VAE: take it from a one-step VAE run
+    vae = tmp_path / "vae"
+    assert cli_main(["train-vae", "--config", "micro", "--data", "synthetic:2", "--out", str(vae),
+                     "--steps", "1", "--batch-size", "1"]) == 0  # fmt: skip
+    assert cli_main(argv + ["--vae", str(vae / "vae")]) == 0
+    assert (run / "state" / "state.json").is_file()
+    _state_only_copy(run, clone)
+    capsys.readouterr()
+    # --resume RUN alone: data, model (with its VAE), clip and train settings all come from the state
+    assert cli_main(["train", "--resume", str(clone), "--steps", "6"]) == 0
+    err = capsys.readouterr().err
+    assert "training on the run's own data, synthetic:3" in err and "at step 4 of 6" in err
+    assert json.loads((clone / "state" / "state.json").read_text())["step"] == 6
+    assert json.loads((clone / "clip_config.json").read_text())["clips_per_episode"] == 3
+    # other data than the run's: refused, naming both
+    assert cli_main(["train", "--resume", str(clone), "--data", "synthetic:5", "--steps", "8"]) == 2
+    assert "trained on 3 from synthetic:3" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "neither checkpoints/ nor a committed state/" in capsys.readouterr().err
+
+
+def test_auto_mixed_precision_picks_bf16_only_on_cpus_with_native_bf16():
+    from actionimages.train.trainer import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor : 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_native_bf16("flags : sse avx2 amx_bf16\n")
+    assert not cpu_has_native_bf16("flags : fpu sse avx2 fma avx512f\n")
+    assert not cpu_has_native_bf16("")

@@ -20,8 +20,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--config", default="tiny", help="model config name (tiny, tiny-pixel, small, wan2.2-ti2v-5b)"
     )
-    p.add_argument("--data", required=True, help="dataset directory, or synthetic:N for N synthetic clips")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument(
+        "--data",
+        help="dataset directory, or synthetic:N for N synthetic clips (--resume: the run's own by default)",
+    )
+    p.add_argument("--out", help="run directory (with --resume RUN: RUN)")
     p.add_argument(
         "--vae",
         help="trained VAE (train-vae's OUT/vae, or a world-model checkpoint whose VAE to take); "
@@ -45,7 +48,15 @@ def register(subparsers) -> None:
     # with --resume an absent flag keeps the run's own setting (OUT/train_config.json).
     add_dataclass_flags(p, TrainConfig, unset=True)
     p.add_argument("--no-cache", dest="cache_latents", action="store_false", help="= --no-cache-latents")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue the run in RUN (or --out) from its newest checkpoint or, on a fresh clone, its "
+        "committed state RUN/state/ (docs/RUNS.md); the model, data and settings are the run's own",
+    )
     # Clip settings (default in CLIP_DEFAULTS) are saved in OUT/clip_config.json: --resume keeps them.
     p.add_argument("--stride", type=int, help="episode frames between clip frames (default 1)")
     p.add_argument("--clips-per-episode", type=int, help="distinct clips drawn per episode (default 16)")
@@ -88,10 +99,13 @@ def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
     its own settings (over a stale file's).
     """
     from actionimages.atomic import write_json_atomic
+    from actionimages.train.run_state import read_state_record
 
     path = out / "clip_config.json"
     resume = getattr(args, "resume", False)
     saved = json.loads(path.read_text()) if resume and path.is_file() else None
+    if resume and saved is None:  # a fresh clone: the committed run state has them
+        saved = (read_state_record(out) or {}).get("clip_config")
     settings = {}
     for key, default in CLIP_DEFAULTS.items():
         flag = getattr(args, key, None)
@@ -102,7 +116,7 @@ def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
                 "change the clips the run trains on; drop the flag or start a new --out"
             )
         settings[key] = int(flag if flag is not None else kept)
-    if saved is None:
+    if saved is None or not path.is_file():  # a fresh run, or a run resumed from its committed state
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, settings, indent=1)
     return settings
@@ -113,9 +127,31 @@ def run_train(args: argparse.Namespace) -> int:
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_training_source
+    from actionimages.train.run_state import read_state_record
 
+    if isinstance(args.resume, str):
+        if args.out and Path(args.out) != Path(args.resume):
+            raise ActionImagesError(f"--resume {args.resume} and --out {args.out} name different runs")
+        args.out = args.resume
+    if not args.out:
+        raise ActionImagesError("--out is required (or --resume RUN)")
+    out = Path(args.out)
+    record = read_state_record(out) if args.resume else None
+    if args.resume and not (out / "checkpoints").is_dir() and record is None:
+        raise ActionImagesError(f"--resume: {out} has neither checkpoints/ nor a committed state/ to resume")
+    if args.data is None:
+        if not (record and record.get("data")):
+            raise ActionImagesError("--data is required (a dataset directory or synthetic:N)")
+        args.data = record["data"]
+        print(f"note: training on the run's own data, {args.data}", file=sys.stderr)
     overrides = overrides_from_flags(args, "model")
     cfg = apply_overrides(get_config(args.config), overrides)
+    if record is not None and not args.init_from and not args.pretrained:
+        # The run's own architecture (a fresh clone has no other record of its --model flags).
+        from actionimages.model.config import ModelConfig
+
+        cfg = ModelConfig.from_dict(record["model_config"])
+        args.config = cfg.name
     if args.init_from and (args.pretrained or args.vae):
         raise ActionImagesError("--init-from brings its own weights and VAE: drop --pretrained / --vae")
     if args.init_from:
@@ -147,14 +183,23 @@ def run_train(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             set_vae(model, SHIPPED_TINY)
     saved = None
-    if args.resume and (Path(args.out) / "train_config.json").is_file():
-        saved = json.loads((Path(args.out) / "train_config.json").read_text())
+    if args.resume and (out / "train_config.json").is_file():
+        saved = json.loads((out / "train_config.json").read_text())
+    elif record is not None:
+        saved = record["train_config"]
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
-    clips = clip_settings(args, Path(args.out))
+    clips = clip_settings(args, out)
     source = open_training_source(
         args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
     )
-    trainer = Trainer(model, source, args.out, tcfg)
+    if record is not None and int(record.get("num_samples", len(source))) != len(source):
+        raise ActionImagesError(
+            f"--data {args.data} gives {len(source)} training clips; the run trained on "
+            f"{record['num_samples']} from {record.get('data')}: resume on the same data (its recipe: "
+            f"{out / 'README.md'}) or start a new --out"
+        )
+    trainer = Trainer(model, source, out, tcfg)
+    trainer.run_info = {"data": args.data, "clip_config": clips}
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
     if args.resume:

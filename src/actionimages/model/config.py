@@ -142,6 +142,11 @@ class ModelConfig:
     # Also add the observation grid, pooled to the token grid, to every token of its view (needs
     # obs_patch; model/observation.py says why).
     obs_align: bool = False
+    # Pixel-aligned output path (ours; RVT's full-resolution skip, a ControlNet-style injection):
+    # the transformer's output, unpatchified to the latent grid, is refined by a few convolutions
+    # that also see the noisy input and the observation stem's features at latent resolution; the
+    # last one is zero-initialised. Hidden channels; 0 = off. Needs obs_patch (model/refine.py).
+    out_refine: int = 0
     prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
     timestep_shift: float = 3.0
     logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
@@ -189,6 +194,11 @@ class ModelConfig:
             raise ActionImagesError(
                 f"obs_align needs an obs_patch dividing the token stride {self.token_stride}, "
                 f"got {self.obs_patch}"
+            )
+        if self.out_refine < 0 or (self.out_refine and not self.obs_patch):
+            raise ActionImagesError(
+                f"out_refine must be 0 (off) or a channel count with obs_patch set, got {self.out_refine} "
+                f"(obs_patch {self.obs_patch})"
             )
         if lat.kind == "pixel" and self.latent.spatial != 1:
             raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")

@@ -31,6 +31,7 @@ from actionimages.errors import ActionImagesError
 from actionimages.model.config import ModelConfig
 from actionimages.model.latents import LatentSpace
 from actionimages.model.observation import ObservationEncoder, rays_from_camera_features
+from actionimages.model.refine import OutputRefiner
 from actionimages.model.text import HashedTextEncoder
 
 
@@ -93,6 +94,11 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         if cfg.obs_align:  # observation grid -> token grid, into the camera features' space
             k = cfg.token_stride // cfg.obs_patch
             self.observation_align = nn.Conv2d(tr.text_dim, cfg.camera_dim, k, stride=k)
+        self.output_refiner = (
+            OutputRefiner(cfg.latent.channels, tr.text_dim, cfg.out_refine, cfg.num_segments)
+            if cfg.out_refine
+            else None
+        )
         self.gradient_checkpointing = cfg.gradient_checkpointing
 
     # ----------------------------------------------------------------- text
@@ -143,9 +149,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
     # ----------------------------------------------------------- observation
     def encode_observation(
         self, observation: torch.Tensor | None, camera: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Current frames (B, V, 3, H, W) in [-1, 1] -> cross-attention tokens (B, V·n, text_dim) and,
-        with ``obs_align``, the per-cell grid (B, V, 1, hp, wp, camera_dim) added to the camera term."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Current frames (B, V, 3, H, W) in [-1, 1] -> cross-attention tokens (B, V·n, text_dim);
+        with ``obs_align``, the per-cell grid (B, V, 1, hp, wp, camera_dim) added to the camera term
+        (else None); and the feature grid itself (B, V, H/p, W/p, text_dim)."""
         cfg = self.spec
         if observation is None:
             raise ActionImagesError(
@@ -155,10 +162,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         rays = rays_from_camera_features(camera, cfg.plucker_subgrid)
         feat = self.observation_encoder.features(observation.float(), rays.float())  # (B, V, n_h, n_w, D)
         if self.observation_align is None:
-            return feat.flatten(1, 3), None
+            return feat.flatten(1, 3), None, feat
         b, v = feat.shape[:2]
         g = self.observation_align(feat.flatten(0, 1).permute(0, 3, 1, 2))  # (BV, Dc, hp, wp)
-        return feat.flatten(1, 3), g.permute(0, 2, 3, 1).reshape(b, v, 1, *g.shape[2:], g.shape[1])
+        return feat.flatten(1, 3), g.permute(0, 2, 3, 1).reshape(b, v, 1, *g.shape[2:], g.shape[1]), feat
 
     # --------------------------------------------------------------- forward
     def forward(
@@ -195,9 +202,9 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         per_frame = hp * wp
         dtype = T.patch_embedding.weight.dtype
 
-        obs_grid = None
+        obs_grid = obs_feat = None
         if self.observation_encoder is not None:
-            obs_tokens, obs_grid = self.encode_observation(observation, camera)
+            obs_tokens, obs_grid, obs_feat = self.encode_observation(observation, camera)
             text = torch.cat([text, obs_tokens.to(text.dtype)], 1)  # (B, L + V·n, text_dim)
 
         rotary = T.rope(latents)
@@ -228,7 +235,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         hs = (T.norm_out(hs.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(hs)
         hs = T.proj_out(hs)
         hs = hs.reshape(b, lt, hp, wp, 1, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return hs.flatten(6, 7).flatten(4, 5).flatten(2, 3).float()
+        out = hs.flatten(6, 7).flatten(4, 5).flatten(2, 3).float()  # (B, C, S·f, h, w)
+        if self.output_refiner is not None:
+            out = self.output_refiner(out, latents, obs_feat).float()
+        return out
 
     @staticmethod
     def _block(block, proj, hs, cam, enc, tproj, rotary):
@@ -243,7 +253,11 @@ class WorldActionModel(ModelMixin, ConfigMixin):
         }
         if self.observation_encoder is not None:
             parts["observation_encoder"] = nn.ModuleList(
-                [m for m in (self.observation_encoder, self.observation_align) if m is not None]
+                [
+                    m
+                    for m in (self.observation_encoder, self.observation_align, self.output_refiner)
+                    if m is not None
+                ]
             )
         if self.text_encoder is not None:
             parts["text_encoder"] = self.text_encoder

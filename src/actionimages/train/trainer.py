@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,14 @@ from actionimages.train.checkpoint import (
     verify_checkpoint,
 )
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
+from actionimages.train.run_state import (
+    MIB,
+    choose_tier,
+    read_state,
+    read_state_record,
+    unpack_state,
+    write_state,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -65,9 +74,13 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 500
     keep: int = 3
-    mixed_precision: str = "auto"  # "auto": bf16 on GPUs that support it, else fp32
+    # "auto": bf16 on GPUs that support it and on CPUs with AVX512-BF16 / AMX, else fp32
+    mixed_precision: str = "auto"
     cache_latents: bool = True
     progress: bool = True
+    # Budget of OUT/state/, the resumable state replaced at every save for committing to the
+    # repository (train/run_state.py picks the precision tier that fits); 0: write none.
+    state_mib: float = 64.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -81,6 +94,8 @@ class TrainConfig:
             )
         if len(self.betas) != 2:
             raise ActionImagesError(f"betas must be two numbers, got {self.betas}")
+        if not self.state_mib >= 0:
+            raise ActionImagesError(f"state_mib must be >= 0 (0: no run state), got {self.state_mib}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -101,6 +116,9 @@ class _LossModule(nn.Module):
     def forward(self, x0, camera, frame_weight, has_actions, instruction, seeds, observation=None):
         prep = Prepared(x0, camera, frame_weight, has_actions, list(instruction), observation)
         return training_loss(self.model, prep, seeds)
+
+
+CURVE_EVERY = 50  # steps per point of the run's whole loss curve (state.json "curve")
 
 
 def lr_factor(step: int, warmup: int) -> float:
@@ -138,10 +156,30 @@ class EMA:
             named[n].data.copy_(self.shadow[n].to(named[n].dtype))
 
 
-def _mixed_precision(choice: str) -> str:
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX-BF16, Linux flags).
+
+    Without them bf16 autocast on a CPU is emulated and slower than fp32 (docs/RESULTS.md, issue 22).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """``"auto"`` -> bf16 on a GPU that supports it or a CPU with native bf16, else ``"no"`` (fp32)."""
     if choice != "auto":
         return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
@@ -159,7 +197,8 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
-    acc = Accelerator(mixed_precision=_mixed_precision(mixed_precision), cpu=not torch.cuda.is_available())
+    precision = resolve_mixed_precision(mixed_precision)
+    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
 
     def wants(engine: str) -> bool:  # what `accelerate launch` asked for, from its config file
         return os.environ.get(f"ACCELERATE_USE_{engine}", "false").lower() == "true"
@@ -250,9 +289,17 @@ class Trainer:
             names = {n for n, _ in self.named}
             self.named = [(n, p) for n, p in self.model.named_parameters() if n in names]
         self.ema = EMA(self.named, self.cfg.ema_decay)
+        if self.cfg.state_mib > 0:  # a run whose state cannot fit is refused now, not at its first save
+            trainable = sum(p.numel() for _, p in self.named)
+            frozen = sum(t.numel() for t in self.model.state_dict().values()) - trainable
+            choose_tier(trainable, frozen, int(self.cfg.state_mib * MIB))
         self.step = 0
         self.resumed_from: Path | None = None  # the checkpoint ``resume`` restored
         self.history: list[dict[str, float]] = []
+        # The whole run's loss curve, one point per CURVE_EVERY steps: [step, mean loss, CPU-hours].
+        self.curve: list[list[float]] = []
+        # What a fresh clone needs besides the tensors to resume (set by the CLI: data, clip settings).
+        self.run_info: dict[str, Any] = {}
         # CPU time of this process (all its threads) plus what earlier runs of the same training
         # spent: the cost axis of success-per-CPU-hour comparisons.
         self._cpu_before, self._cpu_t0 = 0.0, time.process_time()
@@ -269,6 +316,27 @@ class Trainer:
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.acc.num_processes
 
+    @property
+    def precision(self) -> str:
+        """The mixed precision in use ("no" = fp32, "bf16", "fp16"): recorded with every checkpoint."""
+        return str(self.acc.mixed_precision)
+
+    def _record(self, model_config: dict[str, Any]) -> dict[str, Any]:
+        """What a checkpoint's and the run state's state.json say about the run."""
+        return {
+            "step": self.step,
+            "samples_seen": self.step * self.global_batch,
+            "global_batch": self.global_batch,
+            "num_samples": len(self.source),
+            "train_config": self.cfg.to_dict(),
+            "model_config": model_config,
+            "mixed_precision": self.precision,
+            "history": self.history[-1000:],
+            "curve": self.curve,
+            "cpu_hours": round(self.cpu_hours, 4),
+            **self.run_info,
+        }
+
     def _write(self, tmp: Path, gathered: tuple[dict, dict, dict] | None = None) -> None:
         # model/ holds the EMA weights (what one evaluates or deploys; loadable with load_model);
         # raw.safetensors the raw trainable weights the optimizer continues from on resume.
@@ -283,17 +351,31 @@ class Trainer:
         with self._ema_weights(unwrapped) if weights is None else contextlib.nullcontext():
             _save_pretrained(unwrapped, tmp / "model", weights)
         torch.save({"optimizer": optimizer, "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-        state = {
-            "step": self.step,
-            "samples_seen": self.step * self.global_batch,
-            "global_batch": self.global_batch,
-            "num_samples": len(self.source),
-            "train_config": self.cfg.to_dict(),
-            "model_config": unwrapped.spec.to_dict(),
-            "history": self.history[-1000:],
-            "cpu_hours": round(self.cpu_hours, 4),
-        }
-        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        (tmp / "state.json").write_text(json.dumps(self._record(unwrapped.spec.to_dict()), indent=1))
+
+    def _write_state(self, gathered: tuple[dict, dict, dict] | None = None) -> Path:
+        """Replace OUT/state/ (run_state.py) with the current step's resumable state."""
+        unwrapped = self.acc.unwrap_model(self.loss_module).model
+        names = self._optimizer_names()
+        if gathered is None:
+            raw = {n: p.detach().cpu() for n, p in self.named}
+            ema = self.ema.state_dict()
+            everything, optimizer = unwrapped.state_dict(), self.optimizer.state_dict()
+        else:
+            raw, everything, optimizer = gathered
+            ema = {n: everything[n] for n in raw}
+        frozen = {k: v.detach().cpu() for k, v in everything.items() if k not in raw}
+        return write_state(
+            self.out,
+            self._record(unwrapped.spec.to_dict()),
+            raw,
+            ema,
+            frozen,
+            optimizer,
+            names,
+            torch.get_rng_state(),
+            int(self.cfg.state_mib * MIB),
+        )
 
     @contextlib.contextmanager
     def _ema_weights(self, model: nn.Module):
@@ -319,6 +401,8 @@ class Trainer:
         if self.acc.is_main_process:
             write = lambda tmp: self._write(tmp, gathered)  # noqa: E731
             path = save_checkpoint(self.out / "checkpoints", self.step, write, keep=self.cfg.keep)
+            if self.cfg.state_mib > 0:
+                self._write_state(gathered)
         self.acc.wait_for_everyone()
         return path
 
@@ -391,11 +475,48 @@ class Trainer:
         return ck, (state, {}, {}, {"optimizer": {}, "torch_rng": rng})
 
     def _find_checkpoint(self, path: str | Path | None) -> tuple[Path, tuple] | None:
+        """A named checkpoint (or run state folder), else the newer of the run's newest intact
+        checkpoint and its committed state (OUT/state/; the checkpoint on a tie: it is exact)."""
         if path:
             ck = Path(path)
+            if (ck / "tensors.safetensors").is_file():  # a run state folder
+                return ck, self._read_run_state(ck.parent)
             verify_checkpoint(ck)
             return ck, self._read_checkpoint(ck)
-        return load_newest_intact(self.out / "checkpoints", self._read_checkpoint)
+        record = read_state_record(self.out)
+        found = load_newest_intact(self.out / "checkpoints", self._read_checkpoint)
+        if record is not None and (found is None or int(record["step"]) > int(found[1][0]["step"])):
+            return self.out / "state", self._read_run_state(self.out)
+        return found
+
+    def _read_run_state(self, out: Path) -> tuple[dict, dict, dict, dict]:
+        """OUT/state/ as ``_read_checkpoint``'s parts, checked against this trainer."""
+        record, tensors = read_state(out)
+        folder = out / "state"
+        if int(record["global_batch"]) != self.global_batch:
+            raise ActionImagesError(
+                f"run state {folder} used global batch {record['global_batch']}, now {self.global_batch}: "
+                "the data order would differ"
+            )
+        expected = self.acc.unwrap_model(self.loss_module).model.state_dict()
+        weights, raw, optimizer, rng = unpack_state(record, tensors, self._optimizer_names(), list(expected))
+        missing, unexpected, reshaped = state_dict_mismatch(expected, weights)
+        if missing or unexpected or reshaped:
+            raise ActionImagesError(
+                f"run state {folder} does not fit the model: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}, other shape {reshaped[:3]}"
+            )
+        for g in optimizer["param_groups"]:
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
+        if record.get("lossy"):
+            warnings.warn(
+                f"resuming from {folder} in its '{record['tier']}' precision tier (raw weights exact; "
+                "EMA and Adam moments rounded: train/run_state.py)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return record, weights, raw, {"optimizer": optimizer, "torch_rng": rng}
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Restore model, EMA, optimizer, step and RNG from ``path`` or the run's newest intact checkpoint.
@@ -429,6 +550,7 @@ class Trainer:
         torch.set_rng_state(opt_state["torch_rng"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
+        self.curve = [list(p) for p in state.get("curve", [])]
         self._cpu_before, self._cpu_t0 = float(state.get("cpu_hours", 0.0)) * 3600.0, time.process_time()
         self.resumed_from = ck
         return True
@@ -565,6 +687,10 @@ class Trainer:
                 rate = (self.step - n0) * self.global_batch / max(1e-9, time.perf_counter() - t0)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+                if self.step % CURVE_EVERY == 0:
+                    window = [h["loss"] for h in self.history[-CURVE_EVERY:]]
+                    mean = round(sum(window) / len(window), 6)
+                    self.curve.append([self.step, mean, round(self.cpu_hours, 4)])
                 if writer is not None and (self.step % self.cfg.log_every == 0 or self.step == total):
                     h = self.history[-1]
                     writer.add_scalar("train/loss", loss, self.step)
