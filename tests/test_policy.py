@@ -256,3 +256,26 @@ def test_runner_refuses_an_object_that_is_not_a_policy():
 
     with pytest.raises(ActionImagesError, match="subclass actionimages.policy.Policy"):
         run_episode(Duck(), "reach_target", "train", seed=0, max_steps=1, image_size=32)
+
+
+def test_runner_records_how_near_each_episode_came_to_the_instructed_object():
+    """closest_m / final_m per episode, and the failures' medians per task (issue 22's measure)."""
+    from actionimages.eval.runner import summarize
+    from actionimages.policy import ExpertPolicy, Policy
+
+    class Stay(Policy):  # holds the start pose: fails, as near as it started
+        def reset(self, obs):
+            self.pose = np.asarray(obs["ee_pose"], dtype=np.float64)[:7]
+
+        def act(self, obs):
+            return self.pose
+
+    ok = run_episode(ExpertPolicy(), "reach_target_single", "train", seed=3, image_size=64)
+    assert ok.success and ok.stats["closest_m"] < 0.03 and ok.stats["final_m"] == ok.stats["closest_m"]
+    stay = run_episode(Stay(), "reach_target_single", "train", seed=3, max_steps=3, image_size=64)
+    assert not stay.success and stay.stats["closest_m"] > 0.05
+    assert stay.stats["final_m"] == pytest.approx(stay.stats["closest_m"], abs=0.02)
+    entry = summarize([ok, stay])["reach_target_single"]
+    assert entry["failures_closest_median_m"] == stay.stats["closest_m"]  # failures only
+    none = run_episode(ExpertPolicy(), "close_drawer", "train", seed=0, max_steps=1, image_size=64)
+    assert "closest_m" not in none.stats or none.stats["closest_m"] >= 0

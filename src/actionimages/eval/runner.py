@@ -155,6 +155,12 @@ def run_episode(
                 frames.append(tile_rollout_frame(o["images"], preview))
 
         record(obs)
+        # The tool's distance to the task's instructed object, where the task names one: how near a
+        # failure came (issue 22's precision measure), not only whether it arrived.
+        state = getattr(getattr(env, "unwrapped", env), "task_state", None)
+        target = getattr(state, "target", None)
+        target = None if target is None else np.asarray(target, dtype=np.float64)
+        distances = [] if target is None else [float(np.linalg.norm(env.unwrapped.tcp_pos() - target))]
         success, steps, env_warnings = False, 0, 0
         for steps in range(1, limit + 1):  # noqa: B007 (steps is used after the loop)
             action = np.asarray(policy.act(obs), dtype=np.float64)
@@ -167,6 +173,8 @@ def run_episode(
             env_warnings += len(caught)
             actions.append(action[:7] if action.shape == (7,) else action)
             poses.append(np.asarray(obs["ee_pose"], dtype=np.float64))
+            if target is not None:
+                distances.append(float(np.linalg.norm(env.unwrapped.tcp_pos() - target)))
             record(obs)
             if info.get("success", False):
                 success = True
@@ -189,6 +197,9 @@ def run_episode(
         env.close()
     stats = dict(policy.stats())
     stats["env_warnings"] = env_warnings  # targets the env clipped or its IK could not reach
+    if target is not None:
+        stats["closest_m"] = min(distances)
+        stats["final_m"] = distances[-1]
     return EpisodeResult(
         task=task,
         split=split,
@@ -239,6 +250,12 @@ def summarize(results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
             "invalid_frames": int(sum(r.stats.get("invalid_frames", 0) for r in rs)),
             "env_warnings": int(sum(r.stats.get("env_warnings", 0) for r in rs)),
         }
+        closest = [r.stats["closest_m"] for r in rs if not r.success and "closest_m" in r.stats]
+        if closest:  # how near the failures came to the instructed object (median, m)
+            entry["failures_closest_median_m"] = float(np.median(closest))
+            entry["failures_final_median_m"] = float(
+                np.median([r.stats["final_m"] for r in rs if not r.success and "final_m" in r.stats])
+            )
         if lat:
             entry["latency_s"] = {
                 "median": float(np.median(lat)),
