@@ -134,3 +134,24 @@ def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, ex
     (out / "model.safetensors").write_bytes(bytes(raw))
     with pytest.raises(ActionImagesError, match="changed since export"):
         load_baseline(out)
+
+
+def test_bc_film_starts_as_plain_bc_and_lets_the_instruction_change_the_keypoints():
+    import torch
+
+    from actionimages.eval.baselines.nets import BCNet
+
+    torch.manual_seed(0)
+    plain = BCNet(num_views=2, horizon=4)
+    film = BCNet(num_views=2, horizon=4, film=True)
+    missing, unexpected = film.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("film.") for k in missing)
+    img, state = torch.rand(1, 2, 3, 64, 64) * 2 - 1, torch.zeros(1, 10)
+    with torch.no_grad():
+        red = ["reach the red target"]
+        assert torch.equal(film(img, state, red), plain(img, state, red))
+        for lin in film.film.values():
+            torch.nn.init.normal_(lin.weight, std=0.5)
+        a = film(img, state, ["reach the red target"])
+        b = film(img, state, ["reach the blue target"])
+    assert not torch.allclose(a, b)

@@ -546,3 +546,30 @@ def test_output_refiner_starts_as_the_identity_and_puts_the_object_where_it_is()
     assert any(float(p.grad.abs().sum()) > 0 for p in refined.output_refiner.parameters())
     with pytest.raises(ActionImagesError, match="out_refine"):
         get_config("micro").replace(out_refine=8)  # needs obs_patch
+
+
+def test_instruction_film_in_the_observation_stem_starts_neutral_and_then_picks_by_instruction():
+    """obs_film: zero-initialised (a model keeps its outputs); once trained, the instruction changes
+    what the stem sees, i.e. early fusion (issue 22's binding lever)."""
+    torch.manual_seed(0)
+    base = get_config("micro").replace(obs_patch=8, obs_align=True)
+    plain, film = build_model(base).eval(), build_model(base.replace(obs_film=True)).eval()
+    missing, unexpected = film.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and set(missing) == {f"observation_encoder.film.{k}" for k in ("weight", "bias")}
+    batch = synthetic_batch(base, 1, seed=5)
+    prep = prepare_batch(film, batch)
+    obs = prep.observation_frames()
+    red, blue = film.encode_text(["reach the red target"]), film.encode_text(["reach the blue target"])
+    with torch.no_grad():
+        t = torch.full((1, prep.x0.shape[2]), 500.0)
+        assert torch.equal(film(prep.x0, t, red, prep.camera, observation=obs),
+                           plain(prep.x0, t, red, prep.camera, observation=obs))  # fmt: skip
+        torch.nn.init.normal_(film.observation_encoder.film.weight, std=0.5)
+        a = film.encode_observation(obs, prep.camera, red)[2]
+        b = film.encode_observation(obs, prep.camera, blue)[2]
+    assert not torch.allclose(a, b)
+    loss = training_loss(film, prep, [0])
+    loss.backward()
+    assert film.observation_encoder.film.weight.grad.abs().sum() > 0
+    with pytest.raises(ActionImagesError, match="obs_film"):
+        get_config("micro").replace(obs_film=True)

@@ -22,6 +22,7 @@ def run_train(args: argparse.Namespace) -> int:
         cameras=args.cameras,
         image_size=args.image_size,
         model_config=args.model_config,
+        film=args.film,
         seed=args.seed,
     )
     last = meta["losses"][-1][1] if meta["losses"] else float("nan")
@@ -52,5 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--cameras", nargs="+", help="camera names (default: the dataset's first two)")
     t.add_argument("--image-size", type=int, default=64, help="bc input size (default 64)")
     t.add_argument("--model-config", default="tiny", help="lowdim: world-model config for the backbone")
+    t.add_argument(
+        "--film",
+        action="store_true",
+        help="bc: the instruction modulates the CNN (FiLM, early fusion) instead of joining after it",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=run_train)

@@ -147,6 +147,8 @@ class ModelConfig:
     # that also see the noisy input and the observation stem's features at latent resolution; the
     # last one is zero-initialised. Hidden channels; 0 = off. Needs obs_patch (model/refine.py).
     out_refine: int = 0
+    # Instruction FiLM in the observation stem (early fusion, model/observation.py); needs obs_patch.
+    obs_film: bool = False
     prediction: str = "v"  # "v" (velocity) or "x" (clean sample)
     timestep_shift: float = 3.0
     logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
@@ -200,6 +202,8 @@ class ModelConfig:
                 f"out_refine must be 0 (off) or a channel count with obs_patch set, got {self.out_refine} "
                 f"(obs_patch {self.obs_patch})"
             )
+        if self.obs_film and not self.obs_patch:
+            raise ActionImagesError("obs_film modulates the observation stem: it needs obs_patch")
         if lat.kind == "pixel" and self.latent.spatial != 1:
             raise ActionImagesError("pixel latent space must have spatial=1 (patching is the transformer's)")
 

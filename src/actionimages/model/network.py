@@ -89,7 +89,11 @@ class WorldActionModel(ModelMixin, ConfigMixin):
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
         self.stream_embed = nn.Parameter(torch.zeros(2, tr.dim))
-        self.observation_encoder = ObservationEncoder(cfg.obs_patch, tr.text_dim) if cfg.obs_patch else None
+        self.observation_encoder = (
+            ObservationEncoder(cfg.obs_patch, tr.text_dim, film_dim=tr.text_dim if cfg.obs_film else 0)
+            if cfg.obs_patch
+            else None
+        )
         self.observation_align = None
         if cfg.obs_align:  # observation grid -> token grid, into the camera features' space
             k = cfg.token_stride // cfg.obs_patch
@@ -148,11 +152,12 @@ class WorldActionModel(ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------- observation
     def encode_observation(
-        self, observation: torch.Tensor | None, camera: torch.Tensor
+        self, observation: torch.Tensor | None, camera: torch.Tensor, text: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Current frames (B, V, 3, H, W) in [-1, 1] -> cross-attention tokens (B, V·n, text_dim);
         with ``obs_align``, the per-cell grid (B, V, 1, hp, wp, camera_dim) added to the camera term
-        (else None); and the feature grid itself (B, V, H/p, W/p, text_dim)."""
+        (else None); and the feature grid itself (B, V, H/p, W/p, text_dim). ``text`` (B, L, text_dim):
+        the instruction embeddings, which ``obs_film`` pools to modulate the stem."""
         cfg = self.spec
         if observation is None:
             raise ActionImagesError(
@@ -160,7 +165,10 @@ class WorldActionModel(ModelMixin, ConfigMixin):
                 f"{cfg.obs_patch}); pass observation=(B, V, 3, H, W)"
             )
         rays = rays_from_camera_features(camera, cfg.plucker_subgrid)
-        feat = self.observation_encoder.features(observation.float(), rays.float())  # (B, V, n_h, n_w, D)
+        pooled = None if text is None or not cfg.obs_film else text.float().mean(1)  # (B, text_dim)
+        feat = self.observation_encoder.features(
+            observation.float(), rays.float(), pooled
+        )  # (B, V, n_h, n_w, D)
         if self.observation_align is None:
             return feat.flatten(1, 3), None, feat
         b, v = feat.shape[:2]
@@ -204,7 +212,7 @@ class WorldActionModel(ModelMixin, ConfigMixin):
 
         obs_grid = obs_feat = None
         if self.observation_encoder is not None:
-            obs_tokens, obs_grid, obs_feat = self.encode_observation(observation, camera)
+            obs_tokens, obs_grid, obs_feat = self.encode_observation(observation, camera, text)
             text = torch.cat([text, obs_tokens.to(text.dtype)], 1)  # (B, L + V·n, text_dim)
 
         rotary = T.rope(latents)

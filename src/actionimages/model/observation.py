@@ -18,6 +18,11 @@ object: this gives each token what lies under it, where cross-attention must fir
 it up (measured: cross-attention alone left the plans' direction slope at 0.00–0.04 after 550k
 training samples; docs/results/policy.md).
 
+With ``obs_film`` the instruction also modulates the stem (FiLM after its strided convolution, as
+RT-1's FiLM-EfficientNet does; zero-initialised, so a trained stem starts unchanged): with
+distractors on the table the stem can then bring out the named object before any attention, where
+otherwise every sphere reaches the transformer alike and only cross-attention can pick one.
+
 Shapes: B batch, V views, H×W pixels, p patch, n = (H/p)·(W/p) tokens per view, D the text width.
 """
 
@@ -39,7 +44,7 @@ class ObservationEncoder(nn.Module):
         width: channels of the stem's hidden layers.
     """
 
-    def __init__(self, patch: int, dim: int, width: int = 64) -> None:
+    def __init__(self, patch: int, dim: int, width: int = 64, film_dim: int = 0) -> None:
         super().__init__()
         if patch < 2 or patch % 2:
             raise ActionImagesError(f"observation patch must be even and >= 2, got {patch}")
@@ -53,13 +58,23 @@ class ObservationEncoder(nn.Module):
         )
         self.ray = nn.Sequential(nn.Linear(6, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.norm = nn.LayerNorm(dim)
+        self.film = None
+        if film_dim:  # instruction (film_dim) -> per-channel scale and shift of the stem's middle layer
+            self.film = nn.Linear(film_dim, 2 * width)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, frames: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, frames: torch.Tensor, rays: torch.Tensor, text: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, v = frames.shape[:2]
-        return self.features(frames, rays).flatten(2, 3).reshape(b, -1, self.norm.normalized_shape[0])
+        return self.features(frames, rays, text).flatten(2, 3).reshape(b, -1, self.norm.normalized_shape[0])
 
-    def features(self, frames: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
-        """The token grid before flattening: (B, V, H/p, W/p, D)."""
+    def features(
+        self, frames: torch.Tensor, rays: torch.Tensor, text: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The token grid before flattening: (B, V, H/p, W/p, D). ``text``: (B, film_dim) pooled
+        instruction embedding, required with FiLM."""
         if frames.ndim != 5 or frames.shape[2] != 3:
             raise ActionImagesError(f"observation frames must be (B, V, 3, H, W), got {tuple(frames.shape)}")
         b, v, _, h, w = frames.shape
@@ -70,7 +85,14 @@ class ObservationEncoder(nn.Module):
             raise ActionImagesError(
                 f"rays must be (B, V, 6, h, w) = ({b}, {v}, 6, ...), got {tuple(rays.shape)}"
             )
-        x = self.stem(frames.flatten(0, 1).to(self.stem[0].weight.dtype))  # (BV, D, H/p, W/p)
+        x = frames.flatten(0, 1).to(self.stem[0].weight.dtype)
+        x = self.stem[2](self.stem[1](self.stem[0](x)))  # (BV, width, H/2, W/2)
+        if self.film is not None:
+            if text is None or text.shape[0] != b:
+                raise ActionImagesError(f"the FiLM stem needs a (B={b}, D) instruction embedding")
+            gamma, beta = self.film(text.to(x.dtype)).repeat_interleave(v, 0)[:, :, None, None].chunk(2, 1)
+            x = x * (1 + gamma) + beta
+        x = self.stem[4](self.stem[3](x))  # (BV, D, H/p, W/p)
         r = F.adaptive_avg_pool2d(rays.flatten(0, 1).to(x.dtype), (h // p, w // p))  # (BV, 6, H/p, W/p)
         x = x.flatten(2).transpose(1, 2) + self.ray(r.flatten(2).transpose(1, 2))  # (BV, n, D)
         return self.norm(x).reshape(b, v, h // p, w // p, -1)

@@ -44,6 +44,10 @@ class BCNet(nn.Module):
     """CNN behaviour cloning with an action-chunk regression head.
 
     Forward: images (B, V, 3, H, W) in [-1, 1], state (B, 10), instructions list[str] -> (B, k, 7).
+
+    ``film``: the instruction also modulates the CNN (FiLM after its second and fourth convolution,
+    zero-initialised, as RT-1's FiLM-EfficientNet), so its keypoints can single out the named
+    object; without it the instruction joins only after the spatial softmax.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class BCNet(nn.Module):
         width: int = 64,
         keypoints: int = 32,
         buckets: int = 512,
+        film: bool = False,
     ) -> None:
         super().__init__()
         self.num_views, self.horizon, self.text_buckets = num_views, horizon, buckets
@@ -66,6 +71,12 @@ class BCNet(nn.Module):
         )
         self.view_embed = nn.Parameter(torch.zeros(num_views, 2 * keypoints))
         self.text = nn.EmbeddingBag(buckets, 64, mode="mean", padding_idx=0)
+        self.film = None
+        if film:  # encoder layer index -> (scale, shift) of its output channels
+            self.film = nn.ModuleDict({"1": nn.Linear(64, 2 * width), "3": nn.Linear(64, 4 * width)})
+            for lin in self.film.values():
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         feat = num_views * 2 * keypoints + 64 + STATE_DIM
         self.head = nn.Sequential(
             nn.Linear(feat, 512), nn.SiLU(), nn.Linear(512, 512), nn.SiLU(), nn.Linear(512, horizon * 7)
@@ -77,11 +88,18 @@ class BCNet(nn.Module):
         b, v = images.shape[:2]
         if v != self.num_views:
             raise ActionImagesError(f"BCNet was built for {self.num_views} views, got {v}")
-        kp = self.encoder(images.flatten(0, 1)).view(b, v, -1) + self.view_embed
         ids = torch.tensor(
             [text_bucket_ids(s, self.text_buckets) for s in instructions], device=images.device
         )
-        x = torch.cat([kp.flatten(1), self.text(ids), state], 1)
+        text = self.text(ids)  # (B, 64)
+        x = images.flatten(0, 1)
+        for i, layer in enumerate(self.encoder):
+            x = layer(x)
+            if self.film is not None and str(i) in self.film:
+                gamma, beta = self.film[str(i)](text).repeat_interleave(v, 0)[:, :, None, None].chunk(2, 1)
+                x = x * (1 + gamma) + beta
+        kp = x.view(b, v, -1) + self.view_embed
+        x = torch.cat([kp.flatten(1), text, state], 1)
         return self.head(x).view(b, self.horizon, 7)
 
 

@@ -73,6 +73,7 @@ def train_baseline(
     cameras: list[str] | None = None,
     image_size: int = 64,
     model_config: str = "tiny",
+    film: bool = False,
     checkpoint_every: int = 200,
     seed: int = 0,
     max_episodes: int | None = None,
@@ -91,6 +92,8 @@ def train_baseline(
 
     if kind not in baseline_kinds():
         raise ActionImagesError(f"unknown baseline kind {kind!r}; choose from {baseline_kinds()}")
+    if film and kind != "bc":
+        raise ActionImagesError(f"--film is a bc option (the {kind!r} baseline has no CNN to modulate)")
     if not minutes > 0 and not max_steps:
         raise ActionImagesError("give a positive --minutes or --max-steps")
     out = Path(out)
@@ -113,7 +116,7 @@ def train_baseline(
             arch = {"model_config": model_config, "num_views": 2, "horizon": horizon}
         else:
             size = image_size
-            arch = {"num_views": 2, "horizon": horizon}
+            arch = {"num_views": 2, "horizon": horizon} | ({"film": True} if film else {})
         meta = {
             "kind": kind,
             "arch": arch,
