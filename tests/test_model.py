@@ -189,6 +189,24 @@ def test_loss_counts_only_generated_frames(micro, batch):
         assert (mode_states(mode, 2, 3) == GENERATE).any()
 
 
+def test_action_loss_weight_weighs_the_action_segments(micro, batch):
+    """action_loss_weight w: each sample's loss is the mean over its generated frames weighted w on action
+    frames and 1 on RGB ones, so the
+    action part can be given more weight without changing which frames count."""
+    prep = prepare_batch(micro, batch)
+    heavy = build_model(micro.spec.replace(action_loss_weight=3.0))
+    heavy.load_state_dict(micro.state_dict())
+    a2v_only = training_loss(micro, prep, [1, 2], modes=["a2v", "a2v"])  # RGB frames only
+    v2a_only = training_loss(micro, prep, [1, 2], modes=["v2a", "v2a"])  # action frames only
+    assert float(training_loss(heavy, prep, [1, 2], modes=["a2v", "a2v"])) == pytest.approx(float(a2v_only))
+    assert float(training_loss(heavy, prep, [1, 2], modes=["v2a", "v2a"])) == pytest.approx(float(v2a_only))
+    joint = training_loss(micro, prep, [1, 2], modes=["joint", "joint"], return_parts=True)[1]["per_sample"]
+    heavy_joint = training_loss(heavy, prep, [1, 2], modes=["joint", "joint"], return_parts=True)[1]
+    assert not torch.allclose(joint, heavy_joint["per_sample"])
+    with pytest.raises(ActionImagesError, match="action_loss_weight"):
+        micro.spec.replace(action_loss_weight=0.0)
+
+
 def test_has_actions_false_gets_video_only_masks(micro, batch):
     prep = prepare_batch(micro, {**batch, "has_actions": torch.tensor([False, False])})
     _, parts = training_loss(micro, prep, list(range(2)), return_parts=True)

@@ -154,6 +154,9 @@ class ModelConfig:
     logit_normal: bool = True  # training sigmas from a logit-normal (else uniform) before the shift
     text_dropout: float = 0.05
     mask_mix: MaskMix = field(default_factory=MaskMix)
+    # Loss weight of generated action-segment frames relative to RGB ones (1: METHOD's plain mean);
+    # > 1 puts more of the loss on the blobs the policy decodes.
+    action_loss_weight: float = 1.0
     pretrained: str | None = None  # diffusers-format Wan directory (transformer/, vae/, ...)
     lora_rank: int = 0  # 0: full fine-tune; >0: peft LoRA on the transformer's attention + FFN
     gradient_checkpointing: bool = False
@@ -202,6 +205,8 @@ class ModelConfig:
                 f"out_refine must be 0 (off) or a channel count with obs_patch set, got {self.out_refine} "
                 f"(obs_patch {self.obs_patch})"
             )
+        if not self.action_loss_weight > 0:
+            raise ActionImagesError(f"action_loss_weight must be positive, got {self.action_loss_weight}")
         if self.obs_film and not self.obs_patch:
             raise ActionImagesError("obs_film modulates the observation stem: it needs obs_patch")
         if lat.kind == "pixel" and self.latent.spatial != 1:

@@ -211,6 +211,9 @@ def training_loss(
     target = eps - x0
     err = (v_pred - target).pow(2).mean(dim=(1, 3, 4))  # (B, S·f)
     w = (states == GENERATE).float() * prep.frame_weight.repeat(1, cfg.num_segments)
+    if cfg.action_loss_weight != 1.0:  # segments alternate [RGB, action] per view
+        action = (torch.arange(cfg.num_segments, device=w.device) % 2 == 1).repeat_interleave(f)
+        w = w * torch.where(action, cfg.action_loss_weight, 1.0)
     per_sample = (err * w).sum(1) / w.sum(1).clamp(min=1e-6)
     loss = per_sample.mean()
     if return_parts:
