@@ -190,9 +190,8 @@ def test_loss_counts_only_generated_frames(micro, batch):
 
 
 def test_action_loss_weight_weighs_the_action_segments(micro, batch):
-    """action_loss_weight w: each sample's loss is the mean over its generated frames weighted w on action
-    frames and 1 on RGB ones, so the
-    action part can be given more weight without changing which frames count."""
+    """action_loss_weight w: each sample's loss is the mean over its generated frames, weighted w on
+    action frames and 1 on RGB ones: more weight on the actions, the same frames counted."""
     prep = prepare_batch(micro, batch)
     heavy = build_model(micro.spec.replace(action_loss_weight=3.0))
     heavy.load_state_dict(micro.state_dict())
