@@ -463,6 +463,36 @@ def test_memory_plan_counts_exactly_and_predicts_saved_activations(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["params_transformer"] == 4_999_787_712 and out["fits"] is False
     assert {"train_total_gib", "inference_total_gib"} <= set(out)
+    assert out["device"] == "cuda" and out["runtime_gib"] == 0.4  # the CUDA context
+
+
+def test_memory_plan_runtime_line_brings_the_total_near_a_measured_peak():
+    """plan-memory --device cpu: tensors + framework + latent cache within 0.5-2x of the peak
+    resident set a real (micro) training process reaches (issue 23); the cache grows with its size."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from actionimages.model.memory import FRAMEWORK_GIB, GIB, cache_sample_bytes, plan_memory
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "model.py"
+    argv = [sys.executable, str(bench), "speed", "--config", "micro", "--steps", "2", "--batch-size", "2"]
+    run = subprocess.run(argv + ["--threads", "1", "--mixed-precision", "no"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak_gib = json.loads(run.stdout.strip().splitlines()[-1])["peak_rss_mb"] / 1024
+    cfg = get_config("micro")
+    plan = plan_memory(cfg, batch_size=2, activations_dtype="fp32", weights_dtype="fp32", device="cpu",
+                       cache_samples=16)  # fmt: skip
+    assert 0.5 < plan.train_total_gib / peak_gib < 2.0, (plan.train_total_gib, peak_gib)
+    assert plan.runtime_gib == pytest.approx(FRAMEWORK_GIB + 16 * cache_sample_bytes(cfg) / GIB)
+    bigger = plan_memory(cfg, activations_dtype="fp32", device="cpu", cache_samples=4016)
+    grown = bigger.host_runtime_gib - plan.host_runtime_gib
+    assert grown == pytest.approx(4000 * cache_sample_bytes(cfg) / GIB)
+    tiny = get_config("tiny")  # latents 16×20×8×8 fp32, camera 2×5×2×2×96 fp32, frames 2×3×64² uint8
+    assert cache_sample_bytes(tiny) == 81920 + 15360 + 24576 + 20
+    with pytest.raises(ActionImagesError, match="device"):
+        plan_memory(cfg, device="tpu")
 
 
 def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):

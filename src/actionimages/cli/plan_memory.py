@@ -28,6 +28,19 @@ def register(subparsers) -> None:
     p.add_argument(
         "--text-encoder-on-device", action="store_true", help="umT5 beside the DiT (no embed cache)"
     )
+    p.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="whose memory: a GPU's (runtime: the CUDA context) or the host's on a CPU run (runtime: "
+        "the framework and the latent cache); use --activations-dtype fp32 for a CPU",
+    )
+    p.add_argument(
+        "--cache-samples",
+        type=int,
+        default=0,
+        help="training clips the latent cache holds (episodes × --clips-per-episode; host memory)",
+    )
     p.add_argument("--memory-gib", type=float, help="say whether training fits this much per device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan_memory)
@@ -50,15 +63,20 @@ def run_plan_memory(args: argparse.Namespace) -> int:
         activations_dtype=args.activations_dtype,
         text_encoder_on_device=args.text_encoder_on_device,
         memory_gib=args.memory_gib,
+        device=args.device,
+        cache_samples=args.cache_samples,
     ).to_dict()
     if args.json:
         print(json.dumps(plan))
         return 0
     print(f"{plan['config']}: {plan['tokens']} tokens per sample, batch {plan['batch_size']} per device")
-    for key in ("weights", "gradients", "optimizer", "activations", "text_encoder"):
+    for key in ("weights", "gradients", "optimizer", "activations", "text_encoder", "runtime"):
         print(f"  {key:<13} {plan[key + '_gib']:>9.2f} GiB")
     print(f"  training      {plan['train_total_gib']:>9.2f} GiB per device")
-    print(f"  replanning    {plan['inference_total_gib']:>9.2f} GiB (one call, bf16 weights)")
+    print(f"  replanning    {plan['inference_total_gib']:>9.2f} GiB (one call, {args.weights_dtype} weights)")
+    if args.device == "cuda":
+        host = plan["host_runtime_gib"]
+        print(f"  host          {host:>9.2f} GiB (framework and latent cache, per process)")
     if plan["fits"] is not None:
         print(f"  fits in {args.memory_gib} GiB: {'yes' if plan['fits'] else 'no'}")
     return 0

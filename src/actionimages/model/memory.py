@@ -16,6 +16,16 @@ the output head) and the observation stem's feature maps (99 elements per input 
 Training assumes AdamW with fp32 trainable weights, fp32 gradients and two fp32 moments;
 frozen weights (the VAE, the text encoder, the base model under LoRA) in ``weights_dtype``.
 ZeRO stage 2 shards gradients and optimizer state over ``gpus``, stage 3 the trainable weights too.
+
+The runtime line is what a process holds besides its tensors (issue 23):
+
+- ``device="cpu"`` (host memory is the device's): the framework, 0.46 GiB resident after importing
+  torch, diffusers, accelerate and this package (measured, 2026-12-07, AMD EPYC, torch 2.13 CPU);
+  and the trainer's latent cache (``cache_samples`` prepared samples kept on the host, each its
+  latents, camera features and uint8 current frames; :func:`cache_sample_bytes`).
+- ``device="cuda"``: the CUDA context, about 0.4 GiB with CUDA ≥ 11.7's lazy module loading
+  (pytorch/pytorch#109888; not measured here: no GPU has been lent). The framework and the cache
+  live in host memory (``host_runtime_gib``).
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ ACT_OUTSIDE = 14.0  # per token, outside the blocks: patch embedding, per-token 
 STEM_PER_PIXEL = 99.0  # the observation stem's saved feature maps per input pixel (widths 32, 64)
 UMT5_XXL_PARAMS = 5_680_910_336  # umT5-XXL encoder (d_model 4096, 24 layers), counted on the meta device
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+FRAMEWORK_GIB = 0.46  # resident set after the imports (module docstring; measured on the CPU)
+CUDA_CONTEXT_GIB = 0.4  # per GPU process (cited, module docstring; not measured here)
+DEVICES = ("cuda", "cpu")
 
 
 @dataclass
@@ -51,8 +64,11 @@ class MemoryPlan:
     optimizer_gib: float
     activations_gib: float
     text_encoder_gib: float
+    runtime_gib: float  # framework / CUDA context and, on a CPU, the latent cache (module docstring)
+    host_runtime_gib: float  # framework + latent cache in host memory (= runtime_gib on a CPU)
     train_total_gib: float
     inference_total_gib: float
+    device: str = "cuda"
     fits: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +86,17 @@ def count_parameters(cfg: ModelConfig) -> dict[str, int]:
     if cfg.text.kind == "umt5":
         parts["text_encoder"] = UMT5_XXL_PARAMS if cfg.text.dim == 4096 else 0
     return parts
+
+
+def cache_sample_bytes(cfg: ModelConfig) -> int:
+    """Host bytes of one sample in the trainer's latent cache (``train.data.PreparedCache``)."""
+    h, w = cfg.latent_hw
+    hp, wp = cfg.token_hw
+    f = cfg.latent_frames
+    latents = cfg.latent.channels * cfg.num_segments * f * h * w * 4
+    camera = cfg.num_views * f * hp * wp * 6 * cfg.plucker_subgrid**2 * 4
+    frames = cfg.num_views * 3 * cfg.height * cfg.width if cfg.obs_patch else 0  # uint8
+    return latents + camera + frames + f * 4
 
 
 def lora_parameters(cfg: ModelConfig, rank: int) -> int:
@@ -113,10 +140,20 @@ def plan_memory(
     text_encoder_on_device: bool = False,
     guidance: bool = True,
     memory_gib: float | None = None,
+    device: str = "cuda",
+    cache_samples: int = 0,
 ) -> MemoryPlan:
-    """The per-device memory of training ``cfg`` and of one replanning call (see module docstring)."""
+    """The per-device memory of training ``cfg`` and of one replanning call (see module docstring).
+
+    ``device``: "cuda" (a GPU's memory) or "cpu" (the host's); ``cache_samples``: training samples
+    the latent cache holds (a dataset's clips: episodes × clips per episode; 0 without a cache).
+    """
     if batch_size < 1 or gpus < 1 or zero not in (0, 2, 3):
         raise ActionImagesError("batch_size and gpus must be >= 1 and zero one of 0, 2, 3")
+    if device not in DEVICES:
+        raise ActionImagesError(f"device must be one of {DEVICES}, got {device!r}")
+    if cache_samples < 0:
+        raise ActionImagesError(f"cache_samples must be >= 0, got {cache_samples}")
     for name, dt in (("weights_dtype", weights_dtype), ("activations_dtype", activations_dtype)):
         if dt not in DTYPE_BYTES:
             raise ActionImagesError(f"{name} must be one of {sorted(DTYPE_BYTES)}, got {dt!r}")
@@ -146,11 +183,14 @@ def plan_memory(
     optim = trainable * 8 / shard_o / GIB
     act = activation_elements(cfg, cfg.num_tokens, ckpt) * batch_size * DTYPE_BYTES[activations_dtype] / GIB
     text_gib = text * wb / GIB if text_encoder_on_device else 0.0
-    train = weights + grads + optim + act + text_gib
+    host = FRAMEWORK_GIB + cache_samples * cache_sample_bytes(cfg) / GIB
+    runtime = host if device == "cpu" else CUDA_CONTEXT_GIB
+    train = weights + grads + optim + act + text_gib + runtime
     tr = cfg.transformer
     branches = 2 if guidance else 1  # classifier-free guidance runs both branches in one batch
     work = cfg.num_tokens * branches * (4 * tr.dim + tr.ffn_dim) * 2 / GIB  # one block's working set
-    infer = (parts["transformer"] + ours + vae) * wb / GIB + text_gib + work
+    infer_runtime = FRAMEWORK_GIB if device == "cpu" else CUDA_CONTEXT_GIB  # no training cache
+    infer = (parts["transformer"] + ours + vae) * wb / GIB + text_gib + work + infer_runtime
     return MemoryPlan(
         config=cfg.name,
         batch_size=batch_size,
@@ -163,7 +203,10 @@ def plan_memory(
         optimizer_gib=optim,
         activations_gib=act,
         text_encoder_gib=text_gib,
+        runtime_gib=runtime,
+        host_runtime_gib=host,
         train_total_gib=train,
         inference_total_gib=infer,
+        device=device,
         fits=None if memory_gib is None else bool(train <= memory_gib),
     )

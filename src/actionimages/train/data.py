@@ -97,6 +97,29 @@ def sample_seed(seed: int, step: int, position: int) -> int:
     return (seed * 0x9E3779B1 + step * 1_000_003 + position) % (2**62)
 
 
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Filling the latent cache interleaves the VAE's large short-lived buffers with the cache's small
+    long-lived tensors; glibc cannot shrink a heap around them, so the resident set grew about 8×
+    faster than the cache itself (measured on ``tiny``: +460 MB of resident memory for 56 MB of
+    cached tensors; after a trim, +39 MB). Trimming after each fill keeps it near the cache's size.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 class PreparedCache:
     """Model-space samples (latents, camera features) computed once per dataset index.
 
@@ -124,4 +147,6 @@ class PreparedCache:
             if not self.enabled:
                 return Prepared.cat([fresh[i] if i in fresh else self.store[i] for i in indices])
             self.store.update(fresh)
+            del prep
+            release_free_heap()
         return Prepared.cat([self.store[i] for i in indices])
