@@ -152,3 +152,18 @@ def test_ladder_cli_end_to_end(tmp_path, capsys):
     assert "--checkpoint" in capsys.readouterr().err
     assert main([*base, "--checkpoint", str(TINY), "--task", "fly"]) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+def test_what_the_evaluation_knows_of_a_task_comes_from_the_task():
+    """Object heights and the following check's body are task attributes, so a new task states them
+    in its own file (a new task without them gets the table's height and no following check)."""
+    from actionimages.eval.ladder import follow_tasks
+    from actionimages.sim.tasks import TASK_CLASSES, make_task
+
+    assert set(follow_tasks()) == {"reach_target", "reach_target_single"}
+    assert make_task("reach_target_single").follow_body == "sphere0"
+    for name, cls in TASK_CLASSES.items():
+        if name not in ("reach_target", "reach_target_single"):
+            assert cls.object_z > 0, name  # every listed (x, y) object has a height
+    assert make_task("push_button").world_point([0.5, 0.1]).tolist() == [0.5, 0.1, 0.038]
+    assert make_task("reach_target").world_point([0.4, 0.0, 0.2]).tolist() == [0.4, 0.0, 0.2]

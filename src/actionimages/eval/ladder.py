@@ -48,15 +48,6 @@ FOLLOW_OFFSETS: tuple[tuple[float, float, float], ...] = (
     (0.0, 0.0, 0.06),
     (0.0, 0.0, -0.06),
 )
-# Height (m) at which to look for objects the task lists by table position (x, y) only: button cap
-# centres, the cabinet's top panel, cube centres (stack_blocks' first entry, the pad, is 2 cm lower).
-OBJECT_Z = {
-    "push_button": 0.038,
-    "close_drawer": 0.35,
-    "open_drawer": 0.35,
-    "pick_up_cube": 0.0225,
-    "stack_blocks": 0.0225,
-}
 
 
 def parse_rungs(rungs: str | Sequence[str]) -> list[str]:
@@ -194,13 +185,13 @@ def observe(env: Any) -> dict[str, Any]:
 def object_points(task: str, objects: Sequence[Any]) -> np.ndarray:
     """World positions (N, 3) of the objects a task lists in ``task_state.objects``.
 
-    Entries given as table positions (x, y) are lifted to :data:`OBJECT_Z`; the first object is the
-    instructed one (the target, button, cabinet, cube or pad).
+    Entries given as table positions (x, y) are lifted to the task's ``object_z``; the first object is
+    the instructed one (the target, button, cabinet, cube or pad).
     """
-    pts = []
-    for o in objects:
-        o = np.asarray(o, dtype=np.float64)
-        pts.append(o[:3] if o.shape[0] >= 3 else np.array([o[0], o[1], OBJECT_Z.get(task, 0.0)]))
+    from actionimages.sim.tasks import make_task
+
+    t = make_task(task)
+    pts = [t.world_point(o) for o in objects]
     return np.stack(pts) if pts else np.zeros((0, 3))
 
 
@@ -346,7 +337,11 @@ def _unit(x: np.ndarray) -> np.ndarray | None:
     return x / n if n > 1e-6 else None
 
 
-FOLLOW_TASKS = ("reach_target", "reach_target_single")  # tasks whose target is the sphere `sphere0`
+def follow_tasks() -> tuple[str, ...]:
+    """Tasks whose instructed object the following check can move (``Task.follow_body``)."""
+    from actionimages.sim.tasks import TASK_CLASSES
+
+    return tuple(name for name, cls in TASK_CLASSES.items() if cls.follow_body)
 
 
 def target_following(
@@ -381,9 +376,11 @@ def target_following(
     import mujoco
 
     from actionimages.sim import make_env
+    from actionimages.sim.tasks import make_task
 
-    if task not in FOLLOW_TASKS:
-        raise ActionImagesError(f"target following runs on {list(FOLLOW_TASKS)}, not {task!r}")
+    if task not in follow_tasks():
+        raise ActionImagesError(f"target following runs on {list(follow_tasks())}, not {task!r}")
+    body = make_task(task).follow_body
     check_tasks_split([task], split)
     if scenes < 1:
         raise ActionImagesError(f"scenes must be >= 1, got {scenes}")
@@ -405,7 +402,7 @@ def target_following(
                 env.reset(seed=s)
                 target = env.task_state.target
                 target += off  # in place: the objects list and the expert's plan read this array
-                env.model.body_pos[env.body_id("sphere0")] = target
+                env.model.body_pos[env.body_id(body)] = target
                 mujoco.mj_forward(env.model, env.data)
                 obs = observe(env)
                 policy.attach(env)

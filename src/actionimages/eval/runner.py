@@ -157,9 +157,9 @@ def run_episode(
         record(obs)
         # The tool's distance to the task's instructed object, where the task names one: how near a
         # failure came (issue 22's precision measure), not only whether it arrived.
-        state = getattr(getattr(env, "unwrapped", env), "task_state", None)
-        target = getattr(state, "target", None)
-        target = None if target is None else np.asarray(target, dtype=np.float64)
+        unwrapped = getattr(env, "unwrapped", env)
+        target = getattr(getattr(unwrapped, "task_state", None), "target", None)
+        target = None if target is None else unwrapped.task.world_point(target)  # (x, y) lifted
         distances = [] if target is None else [float(np.linalg.norm(env.unwrapped.tcp_pos() - target))]
         success, steps, env_warnings = False, 0, 0
         for steps in range(1, limit + 1):  # noqa: B007 (steps is used after the loop)

@@ -91,6 +91,18 @@ class Task:
     max_steps: int = 60
     instructions: tuple[str, ...] = ()
     max_clutter: int | None = None  # cap on the split's distractor count (None: the split decides)
+    # What the evaluation needs to know of the task's objects:
+    # the height (m) of objects ``TaskState.objects`` lists by table position (x, y) only
+    object_z: float = 0.0
+    # the body of the instructed object when moving it alone is a fair test of following (the
+    # ladder's target-following check moves it); None: the task has no such object
+    follow_body: str | None = None
+
+    def world_point(self, position: Any) -> np.ndarray:
+        """An object position of ``TaskState.objects`` as a world point (3,): (x, y) entries are
+        lifted to :attr:`object_z`."""
+        p = np.asarray(position, dtype=np.float64).reshape(-1)
+        return p[:3].copy() if p.shape[0] >= 3 else np.array([p[0], p[1], self.object_z])
 
     def objects_xml(self) -> str:
         """MJCF ``<body>`` elements of the task's objects, standing at :data:`PARK_POS` until placed."""

@@ -11,6 +11,7 @@ class CloseDrawer(DrawerTask):
     """RLBench close_drawer: push the named (open) drawer shut."""
 
     name = "close_drawer"
+    object_z = 0.35  # the cabinet's top panel
     max_steps = 60
     instructions = ("close the {w} drawer", "push the {w} drawer shut", "slide the {w} drawer closed")
     closed_thresh = 0.02

@@ -11,6 +11,7 @@ class OpenDrawer(DrawerTask):
     """RLBench open_drawer: grasp the named drawer's handle and pull it open."""
 
     name = "open_drawer"
+    object_z = 0.35  # the cabinet's top panel
     max_steps = 60
     instructions = ("open the {w} drawer", "pull the {w} drawer open", "slide the {w} drawer out")
     open_thresh = 0.12

@@ -13,6 +13,7 @@ class PickUpCube(Task):
     """Pick up the named cube and lift it (RLBench's pick_and_lift without the target sphere)."""
 
     name = "pick_up_cube"
+    object_z = 0.0225  # cube centre
     max_steps = 50
     instructions = (
         "pick up the {c} cube",

@@ -22,6 +22,7 @@ class PushButton(Task):
     """RLBench push_button: press the button of the named colour (a second button is a distractor)."""
 
     name = "push_button"
+    object_z = 0.038  # button cap centre
     max_steps = 40
     instructions = ("push the {c} button", "press the {c} button", "push down the {c} button")
     base_h = 0.03

@@ -31,6 +31,7 @@ class ReachTarget(Task):
     )
     radius = 0.025
     success_dist = 0.03
+    follow_body = "sphere0"
 
     def objects_xml(self) -> str:
         return "\n".join(

@@ -21,6 +21,7 @@ class StackBlocks(Task):
     """RLBench stack_blocks (N = 2): stack the two blocks of the named colour on the grey pad."""
 
     name = "stack_blocks"
+    object_z = 0.0225  # cube centres (the pad, first, is 2 cm lower)
     max_steps = 130
     instructions = (
         "stack the two {c} blocks on the pad",
