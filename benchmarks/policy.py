@@ -28,7 +28,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from actionimages.model import build_model, load_model
-    from actionimages.policy.action_image_policy import ActionImagePolicy
+    from actionimages.policy.action_images.policy import ActionImagePolicy
     from actionimages.sim import make_env
 
     model = load_model(args.checkpoint) if args.checkpoint else build_model(args.config)

@@ -60,7 +60,7 @@ def main() -> None:
     from actionimages_client import ServerError, WebsocketPolicy
 
     from actionimages.model import load_model
-    from actionimages.policy.action_image_policy import ActionImagePolicy
+    from actionimages.policy.action_images.policy import ActionImagePolicy
     from actionimages.serve import PolicyServer, parse_request
 
     torch.set_num_threads(1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from actionimages.errors import ActionImagesError
-from actionimages.eval.baselines.common import chunk_targets, chunk_to_actions, state_features
+from actionimages.policy.baseline.common import chunk_targets, chunk_to_actions, state_features
 
 sim = pytest.importorskip("actionimages.sim")
 
@@ -33,8 +33,8 @@ def test_chunk_parametrisation_roundtrip():
 
 @pytest.mark.parametrize("kind", ["bc", "lowdim"])
 def test_baseline_train_resume_and_evaluate(tmp_path, kind, expert_demos):
-    from actionimages.eval.baselines import load_baseline_policy, train_baseline
     from actionimages.eval.runner import PolicySpec, detect_kind, evaluate
+    from actionimages.policy.baseline import load_baseline_policy, train_baseline
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     run = tmp_path / kind
@@ -61,7 +61,7 @@ def test_baseline_train_resume_and_evaluate(tmp_path, kind, expert_demos):
 
 
 def test_baseline_rejects_bad_input(tmp_path):
-    from actionimages.eval.baselines import train_baseline
+    from actionimages.policy.baseline import train_baseline
 
     with pytest.raises(ActionImagesError, match="unknown baseline"):
         train_baseline("rl", tmp_path, tmp_path / "x", max_steps=1)
@@ -71,7 +71,7 @@ def test_baseline_rejects_bad_input(tmp_path):
 
 def test_eval_compares_several_checkpoints_in_one_command(tmp_path, expert_demos, capsys):
     from actionimages.cli import main
-    from actionimages.eval.baselines import train_baseline
+    from actionimages.policy.baseline import train_baseline
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     for kind in ("bc", "lowdim"):
@@ -100,9 +100,9 @@ def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, ex
     weights act like the run's, whose recorded SHA-256 catches a changed byte, and which eval
     detects as the baseline it is."""
     from actionimages.cli import main
-    from actionimages.eval.baselines import load_baseline, train_baseline
     from actionimages.eval.checkpoints import training_cpu_hours
     from actionimages.eval.runner import detect_kind
+    from actionimages.policy.baseline import load_baseline, train_baseline
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     run = tmp_path / "bc"
@@ -139,7 +139,7 @@ def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, ex
 def test_bc_film_starts_as_plain_bc_and_lets_the_instruction_change_the_keypoints():
     import torch
 
-    from actionimages.eval.baselines.nets import BCNet
+    from actionimages.policy.bc.modeling import BCNet
 
     torch.manual_seed(0)
     plain = BCNet(num_views=2, horizon=4)

@@ -58,7 +58,7 @@ def test_export_fp16_roundtrip_and_provenance(tmp_path):
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no checkpoint shipped in checkpoints/tiny")
 def test_shipped_checkpoint_loads_and_plans():
     from actionimages import sim
-    from actionimages.policy.action_image_policy import ActionImagePolicy
+    from actionimages.policy.action_images.policy import ActionImagePolicy
 
     info = json.loads((SHIPPED / "provenance.json").read_text())
     assert sha256_file(SHIPPED / info["weights"]) == info["weights_sha256"], "shipped weights changed"
@@ -80,8 +80,8 @@ def test_shipped_baselines_load_and_act(kind):
     """The baselines shipped beside checkpoints/tiny: intact weights, the kind eval detects, and a
     finite action from a fresh scene."""
     from actionimages import sim
-    from actionimages.eval.baselines import load_baseline_policy
     from actionimages.eval.runner import detect_kind
+    from actionimages.policy.baseline import load_baseline_policy
 
     folder = SHIPPED.parent / kind
     if not folder.is_dir():

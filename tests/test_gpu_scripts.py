@@ -24,7 +24,7 @@ def _load_train_script():
 
 def test_pack_round_trip_and_baseline_from_pack(tmp_path, expert_demos):
     from actionimages.data import open_source
-    from actionimages.eval.baselines import train_baseline
+    from actionimages.policy.baseline import train_baseline
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     pack = tmp_path / "p.npz"

@@ -28,7 +28,7 @@ def tiny_model():
 
 
 def test_look_ahead_rewinds_exactly_and_sees_the_true_future():
-    from actionimages.policy.oracle import expert_future, expert_state
+    from actionimages.policy.action_images.oracle import expert_future, expert_state
 
     # pick_up_cube: free-floating cubes and contacts, the hardest state to rewind
     task, seed, frames, repeat = "pick_up_cube", 7, 5, 2
@@ -69,7 +69,7 @@ def test_look_ahead_rewinds_exactly_and_sees_the_true_future():
 
 
 def test_codec_rung_succeeds_on_reach_target(tiny_model):
-    from actionimages.policy.oracle import OracleActionImagePolicy
+    from actionimages.policy.action_images.oracle import OracleActionImagePolicy
 
     policy = OracleActionImagePolicy(tiny_model)
     for i in range(2):
@@ -87,7 +87,7 @@ def test_codec_rung_succeeds_on_reach_target(tiny_model):
 
 def test_codec_rung_follows_the_target(tiny_model):
     from actionimages.eval.ladder import target_following
-    from actionimages.policy.oracle import OracleActionImagePolicy
+    from actionimages.policy.action_images.oracle import OracleActionImagePolicy
 
     r = target_following(
         OracleActionImagePolicy(tiny_model), split=SPLIT, scenes=2, image_size=64, progress=False

@@ -10,7 +10,7 @@ import torch
 
 from actionimages.errors import ActionImagesError
 from actionimages.eval.runner import PolicySpec, episode_seed, evaluate, run_episode
-from actionimages.policy.action_image_policy import ActionImagePolicy
+from actionimages.policy.action_images.policy import ActionImagePolicy
 from actionimages.policy.observation import batch_of_one, observation_sample
 
 sim = pytest.importorskip("actionimages.sim")
@@ -234,7 +234,7 @@ def test_policy_registry_walk():
                 build_policy(name)
     assert isinstance(build_policy("expert"), Policy)
     assert set(baseline_kinds()) == {"bc", "lowdim"}
-    from actionimages.eval.baselines.train import build_net
+    from actionimages.policy.baseline.train import build_net
 
     assert isinstance(build_net("bc", {"num_views": 2, "horizon": 8}), torch.nn.Module)
     with pytest.raises(ActionImagesError, match="unknown baseline kind"):
@@ -282,3 +282,51 @@ def test_runner_records_how_near_each_episode_came_to_the_instructed_object():
     assert button.success and button.stats["closest_m"] < 0.05
     drawer = run_episode(ExpertPolicy(), "close_drawer", "train", seed=0, max_steps=1, image_size=64)
     assert "closest_m" not in drawer.stats  # the drawer tasks name a drawer, not a point
+
+
+def test_every_registered_kind_lives_in_its_own_folder_recognises_its_checkpoints_and_acts(tmp_path):
+    """The registry walk: each kind is a folder under policy/ that registers itself; the shipped
+    checkpoints are recognised by their own kind, load and act one step in the sim; a new kind is
+    one decorator; a folder of no kind is a clear error."""
+    from pathlib import Path
+
+    import actionimages.policy as policy_pkg
+    from actionimages.policy import ExpertPolicy
+    from actionimages.policy.registry import POLICIES, build_policy, detect_kind, policy_kind
+
+    root = Path(policy_pkg.__file__).parent
+    for name, kind in POLICIES.items():
+        module = kind.build.__module__
+        assert module.startswith("actionimages.policy.") and (root / module.split(".")[2]).is_dir(), name
+    shipped = {"action_images": "checkpoints/tiny", "bc": "checkpoints/bc", "lowdim": "checkpoints/lowdim"}
+    repo = Path(__file__).resolve().parents[1]
+    from actionimages.sim import make_env
+
+    env = make_env("reach_target", split="test", seed=0, image_size=64)
+    try:
+        obs, _ = env.reset(seed=0)
+        for name, ckpt in [*shipped.items(), ("expert", None)]:
+            if ckpt is not None:
+                assert detect_kind(repo / ckpt) == name
+            pol = build_policy(name, None if ckpt is None else str(repo / ckpt))
+            pol.attach(env)
+            pol.set_seed(0)
+            pol.reset(obs)
+            action = np.asarray(pol.act(obs))
+            assert action.shape in ((7,), (8,)) and np.isfinite(action).all(), name
+    finally:
+        env.close()
+
+    @policy_kind("hold_still", recognises=lambda p: (p / "hold.txt").is_file(), help="test kind")
+    def build(checkpoint, options):
+        return ExpertPolicy()
+
+    try:
+        (tmp_path / "hold.txt").write_text("x")
+        assert detect_kind(tmp_path) == "hold_still"
+        assert isinstance(build_policy("hold_still", str(tmp_path)), ExpertPolicy)
+    finally:
+        POLICIES.pop("hold_still")
+    (tmp_path / "hold.txt").unlink()
+    with pytest.raises(ActionImagesError, match="not a checkpoint of any policy kind"):
+        detect_kind(tmp_path)

@@ -3,7 +3,7 @@
 The device machine has a GPU but no PyAV, so episodes arrive packed by ``scripts/gpu/pack.py``
 and are read here as in-memory :class:`~actionimages.data.Episode` objects; everything else is the
 project's own code: :class:`~actionimages.train.Trainer` for the world model (latent cache filled
-by DataLoader workers first), :func:`~actionimages.eval.baselines.train.train_baseline` for BC.
+by DataLoader workers first), :func:`~actionimages.policy.baseline.train.train_baseline` for BC.
 
 World-model results are written as the EMA weights of the trainable parameters (fp16, no VAE:
 the VAE is the shipped tiny one, frozen), which ``scripts/gpu/unpack.py`` turns back into a
@@ -153,7 +153,7 @@ def train_world_model(args: argparse.Namespace, device: str) -> dict:
 
 
 def train_bc(args: argparse.Namespace, device: str) -> dict:
-    from actionimages.eval.baselines.train import train_baseline
+    from actionimages.policy.baseline.train import train_baseline
 
     meta = train_baseline(
         "bc",

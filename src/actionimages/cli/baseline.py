@@ -8,7 +8,7 @@ from actionimages.policy.registry import baseline_kinds
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from actionimages.eval.baselines import train_baseline
+    from actionimages.policy.baseline import train_baseline
 
     meta = train_baseline(
         args.kind,

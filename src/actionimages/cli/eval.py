@@ -47,7 +47,7 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
         if step is not None:
             extra["train_step"] = step
         return PolicySpec(kind, str(model_dir.resolve()), options), extra
-    from actionimages.eval.baselines.common import read_meta
+    from actionimages.policy.baseline.common import read_meta
 
     meta = read_meta(Path(checkpoint))
     extra["train_step"] = meta.get("step")

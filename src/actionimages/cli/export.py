@@ -49,7 +49,7 @@ def export_checkpoint(
     if hours is not None:
         stamp["cpu_hours"] = round(float(hours), 4)  # training cost, for success-per-CPU-hour
     if (Path(checkpoint) / "baseline.json").is_file():
-        from actionimages.eval.baselines import export_baseline
+        from actionimages.policy.baseline import export_baseline
 
         return export_baseline(checkpoint, out, dtype, {"source": str(checkpoint), **stamp}, extra)
     src, step = resolve_model_dir(checkpoint)

@@ -60,8 +60,8 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
     import torch
 
     from actionimages.model import load_model
-    from actionimages.policy.action_image_policy import ActionImagePolicy
-    from actionimages.policy.oracle import OracleActionImagePolicy
+    from actionimages.policy.action_images.oracle import OracleActionImagePolicy
+    from actionimages.policy.action_images.policy import ActionImagePolicy
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """How a world-model policy plans: one set of flags for ``eval``, ``serve`` and ``ladder``.
 
 ``--execute`` and ``--views`` apply to every chunked policy (baselines too); the rest only to the
-action-image policy (:class:`~actionimages.policy.action_image_policy.ActionImagePolicy`'s options).
+action-image policy (:class:`~actionimages.policy.action_images.policy.ActionImagePolicy`'s options).
 """
 
 from __future__ import annotations

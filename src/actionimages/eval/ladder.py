@@ -10,7 +10,8 @@ stage for the real one:
 | ``autoencoder`` | as ``codec``, through the model's VAE (encode, decode) |
 | ``model`` | the world model generates the action video (:class:`ActionImagePolicy`) |
 
-(``codec`` and ``autoencoder`` are :class:`~actionimages.policy.oracle.OracleActionImagePolicy`.)
+(``codec`` and ``autoencoder`` are
+:class:`~actionimages.policy.action_images.oracle.OracleActionImagePolicy`.)
 
 **Perception checks**: :func:`autoencoder_objects` (do the task objects survive the VAE's
 reconstruction of the first frame?) and :func:`target_following` (on ``reach_target``: does the
@@ -220,8 +221,8 @@ def autoencoder_objects(
     "median_contrast", "nearer_object_fraction", "median_image_error"}, "views", "size"}``;
     ``png``: a picture of each task's first scene, original beside reconstruction, objects marked.
     """
+    from actionimages.policy.action_images.oracle import autoencode
     from actionimages.policy.observation import observation_sample, select_views
-    from actionimages.policy.oracle import autoencode
     from actionimages.sim import make_env
 
     check_tasks_split(tasks, split)

@@ -6,7 +6,6 @@ on how episodes are spread over worker processes: the same command gives the sam
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -49,19 +48,10 @@ class PolicySpec:
 
 
 def detect_kind(checkpoint: str | Path) -> str:
-    """The baseline's kind for a baseline run directory (it has ``baseline.json``), else ``action_images``."""
-    from actionimages.policy.registry import baseline_kinds
+    """The registered policy kind whose checkpoints look like ``checkpoint`` (``policy.registry``)."""
+    from actionimages.policy.registry import detect_kind as detect
 
-    ckpt = Path(checkpoint)
-    if not ckpt.exists():
-        raise ActionImagesError(f"checkpoint {ckpt} does not exist")
-    meta = ckpt / "baseline.json"
-    if meta.is_file():
-        kind = json.loads(meta.read_text()).get("kind")
-        if kind not in baseline_kinds():
-            raise ActionImagesError(f"{meta}: unknown baseline kind {kind!r}")
-        return kind
-    return "action_images"
+    return detect(checkpoint)
 
 
 def build_policy(spec: PolicySpec) -> Policy:

@@ -1,14 +1,20 @@
-"""The one table of policy kinds: what `eval --policy`, the evaluator and `baseline train` read.
+"""The one table of policy kinds: what `eval`, `serve`, `export`, the evaluator and `baseline
+train` read.
 
-A new policy is one module (a :class:`~actionimages.policy.base.Policy` subclass) plus one
-:func:`register_policy` call here. Builders import lazily, so reading the table costs no torch
-import and worker processes build only what they run.
+A policy kind is one folder under ``actionimages/policy/`` (its policy class, its network, its
+configuration) whose ``__init__`` registers it with :func:`policy_kind`, a decorator on the
+function that builds it; the import at the bottom of this module lists the folders. Builders import
+lazily, so reading the table costs no torch import and worker processes build only what they run.
+Each kind may say how it recognises its own checkpoints (``recognises``), which is how
+:func:`detect_kind` tells a world-model folder from a baseline run.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from actionimages.errors import ActionImagesError
@@ -26,6 +32,8 @@ class PolicyKind:
         baseline_net: for kinds ``actionimages baseline train`` trains: ``(arch) -> nn.Module``.
         in_cli: offered by ``actionimages eval --policy`` (the ladder's oracles are not).
         help: one line for ``--help`` and docs.
+        recognises: ``(path) -> bool``: whether ``path`` is a checkpoint of this kind (None: the
+            kind is never detected from a path; give ``--policy``).
     """
 
     name: str
@@ -34,6 +42,7 @@ class PolicyKind:
     baseline_net: Callable[[dict[str, Any]], Any] | None = None
     in_cli: bool = True
     help: str = ""
+    recognises: Callable[[Path], bool] | None = None
 
 
 POLICIES: dict[str, PolicyKind] = {}
@@ -44,6 +53,17 @@ def register_policy(kind: PolicyKind) -> PolicyKind:
         raise ActionImagesError(f"policy kind {kind.name!r} is already registered")
     POLICIES[kind.name] = kind
     return kind
+
+
+def policy_kind(name: str, **attributes: Any) -> Callable:
+    """Decorator registering the decorated ``build(checkpoint, options) -> Policy`` as policy kind
+    ``name``; ``attributes`` are :class:`PolicyKind`'s other fields."""
+
+    def register(build: Callable[[str | None, dict[str, Any]], Policy]) -> Callable:
+        register_policy(PolicyKind(name, build, **attributes))
+        return build
+
+    return register
 
 
 def get_policy_kind(name: str) -> PolicyKind:
@@ -63,6 +83,34 @@ def build_policy(name: str, checkpoint: str | None = None, **options: Any) -> Po
     return policy
 
 
+def detect_kind(checkpoint: str | Path) -> str:
+    """The kind whose ``recognises`` accepts ``checkpoint`` (a clear error when none or several do)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ActionImagesError(f"checkpoint {path} does not exist")
+    found = [k.name for k in POLICIES.values() if k.recognises is not None and k.recognises(path)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ActionImagesError(f"{path} looks like a checkpoint of several kinds {found}: give --policy")
+    meta = path / "baseline.json"
+    if meta.is_file():
+        raise ActionImagesError(f"{meta}: unknown baseline kind {baseline_meta_kind(path)!r}")
+    raise ActionImagesError(
+        f"{path} is not a checkpoint of any policy kind ({', '.join(k for k in POLICIES)}): expected a "
+        "world-model folder (config.json), a training run, or a baseline run (baseline.json)"
+    )
+
+
+def baseline_meta_kind(path: Path) -> str | None:
+    """The ``kind`` a baseline run's ``baseline.json`` names, or None (no such file, or unreadable)."""
+    meta = Path(path) / "baseline.json"
+    try:
+        return json.loads(meta.read_text()).get("kind") if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def baseline_kinds() -> tuple[str, ...]:
     """The kinds ``actionimages baseline train`` trains."""
     return tuple(n for n, k in POLICIES.items() if k.baseline_net is not None)
@@ -72,76 +120,5 @@ def cli_kinds() -> tuple[str, ...]:
     return tuple(n for n, k in POLICIES.items() if k.in_cli)
 
 
-# ------------------------------------------------------------------ the registered kinds
-def _expert(checkpoint: str | None, options: dict[str, Any]) -> Policy:
-    from actionimages.policy.expert import ExpertPolicy
-
-    if checkpoint is not None:
-        raise ActionImagesError("the expert policy takes no checkpoint")
-    return ExpertPolicy()
-
-
-def _action_images(checkpoint: str | None, options: dict[str, Any]) -> Policy:
-    from actionimages.policy.action_image_policy import ActionImagePolicy
-
-    return ActionImagePolicy.from_checkpoint(checkpoint, **options)
-
-
-def _oracle(through_vae: bool) -> Callable[[str | None, dict[str, Any]], Policy]:
-    def build(checkpoint: str | None, options: dict[str, Any]) -> Policy:
-        from actionimages.policy.oracle import OracleActionImagePolicy
-
-        return OracleActionImagePolicy.from_checkpoint(checkpoint, through_vae=through_vae, **options)
-
-    return build
-
-
-def _baseline(checkpoint: str | None, options: dict[str, Any]) -> Policy:
-    from actionimages.eval.baselines import load_baseline_policy
-
-    return load_baseline_policy(checkpoint, **options)
-
-
-def _server(checkpoint: str | None, options: dict[str, Any]) -> Policy:
-    from actionimages.policy.remote import RemotePolicy
-
-    if "url" not in options:
-        raise ActionImagesError("the server policy needs url=ws://HOST:PORT (eval --server)")
-    return RemotePolicy(**options)
-
-
-def _bc_net(arch: dict[str, Any]) -> Any:
-    from actionimages.eval.baselines.nets import BCNet
-
-    return BCNet(**arch)
-
-
-def _lowdim_net(arch: dict[str, Any]) -> Any:
-    from actionimages.eval.baselines.nets import LowDimNet
-
-    return LowDimNet(**arch)
-
-
-register_policy(PolicyKind("expert", _expert, needs_checkpoint=False, help="the sim's scripted expert"))
-register_policy(PolicyKind("action_images", _action_images, help="a world-action model checkpoint"))
-register_policy(
-    PolicyKind("bc", _baseline, baseline_net=_bc_net, help="image behaviour cloning (CNN + chunk head)")
-)
-register_policy(
-    PolicyKind("lowdim", _baseline, baseline_net=_lowdim_net, help="low-dim head on the Wan backbone")
-)
-register_policy(
-    PolicyKind(
-        "server",
-        _server,
-        needs_checkpoint=False,
-        in_cli=False,
-        help="plans from actionimages serve (--server)",
-    )
-)
-register_policy(
-    PolicyKind("oracle_codec", _oracle(False), in_cli=False, help="expert future drawn and decoded")
-)
-register_policy(
-    PolicyKind("oracle_autoencoder", _oracle(True), in_cli=False, help="as oracle_codec, through the VAE")
-)
+# The kinds, one folder each; importing a folder registers its kinds (order: the CLI's).
+from actionimages.policy import expert, action_images, bc, lowdim, remote  # noqa: E402, F401, I001

@@ -169,7 +169,7 @@ class PolicyServer:
         max_message_bytes: larger requests get a ``too_large`` error frame.
         calibration: ``{camera name: Camera}`` (:func:`~actionimages.calibrate.load_calibration`):
             request cameras that send no ``K`` / ``cam_to_world`` take them from here.
-        **policy_options: :class:`~actionimages.policy.action_image_policy.ActionImagePolicy`
+        **policy_options: :class:`~actionimages.policy.action_images.policy.ActionImagePolicy`
             options (``num_steps``, ``guidance``, ``seed``, ``execute``, ``views``, ``mode``).
     """
 
@@ -184,7 +184,7 @@ class PolicyServer:
         calibration: Mapping[str, Camera] | None = None,
         **policy_options: Any,
     ) -> None:
-        from actionimages.policy.action_image_policy import ActionImagePolicy
+        from actionimages.policy.action_images.policy import ActionImagePolicy
 
         if host not in LOCAL_HOSTS and not token:
             raise ActionImagesError(
@@ -222,7 +222,7 @@ class PolicyServer:
 
     # ---------------------------------------------------------------- requests
     def _new_policy(self) -> Any:
-        from actionimages.policy.action_image_policy import ActionImagePolicy
+        from actionimages.policy.action_images.policy import ActionImagePolicy
 
         return ActionImagePolicy(self.model, **self.policy_options)
 

@@ -1,6 +1,6 @@
 """Oracle plan sources for the action-image policy: the scripted expert's own future as action images.
 
-:class:`OracleActionImagePolicy` is an :class:`~actionimages.policy.action_image_policy.ActionImagePolicy`
+:class:`OracleActionImagePolicy` is an :class:`~actionimages.policy.action_images.policy.ActionImagePolicy`
 whose action video is not generated: at each replanning call it looks the scripted expert ahead
 F - 1 frames in the live sim (recording the measured tool pose after each frame, exactly as
 demonstrations record actions, see ``actionimages.sim.rollout``), rewinds the sim exactly, and draws
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from actionimages.errors import ActionImagesError
-from actionimages.policy.action_image_policy import ActionImagePolicy
+from actionimages.policy.action_images.policy import ActionImagePolicy
 from actionimages.policy.observation import observation_sample, select_views
 
 if TYPE_CHECKING:

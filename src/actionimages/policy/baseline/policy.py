@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from actionimages.codec.camera import as_camera
-from actionimages.eval.baselines.common import chunk_to_actions, state_features
-from actionimages.eval.baselines.train import load_baseline
 from actionimages.policy.base import Chunk, ChunkedPolicy
+from actionimages.policy.baseline.common import chunk_to_actions, state_features
+from actionimages.policy.baseline.train import load_baseline
 from actionimages.policy.observation import prepare_frames, select_views
 
 

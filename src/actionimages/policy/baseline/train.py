@@ -23,7 +23,7 @@ from tqdm import tqdm
 from actionimages.atomic import atomic_dir, atomic_path
 from actionimages.data.torch_dataset import EpisodeSource
 from actionimages.errors import ActionImagesError
-from actionimages.eval.baselines.common import (
+from actionimages.policy.baseline.common import (
     Demonstrations,
     chunk_loss,
     load_demonstrations,

@@ -27,6 +27,8 @@ from actionimages.errors import ActionImagesError, DataError
 POS_SCALE = 0.05  # metres per unit of network output: keeps targets O(1)
 ROT_SCALE = 0.2  # radians per unit
 
+STATE_DIM = 10  # the pose features the baselines read: position, 6-D rotation, openness
+
 
 def rot6d(euler: np.ndarray) -> np.ndarray:
     """Euler (..., 3) -> continuous 6-D rotation features (first two matrix columns) (..., 6)."""

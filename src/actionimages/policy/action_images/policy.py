@@ -143,7 +143,7 @@ class ActionImagePolicy(ChunkedPolicy):
         """The plan's action video (1, V, 3, F, H, W) in [-1, 1]: where plans come from.
 
         Here the world model generates it from the one-frame ``batch`` (:func:`batch_of_one` of
-        :func:`observation_sample`) with noise ``seed``; oracles (``actionimages.policy.oracle``)
+        :func:`observation_sample`) with noise ``seed``; oracles (``action_images/oracle.py``)
         override this and keep the decoding and receding-horizon execution of :meth:`plan` / :meth:`act`.
         """
         from actionimages.model import generate
