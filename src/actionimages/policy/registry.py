@@ -66,6 +66,27 @@ def policy_kind(name: str, **attributes: Any) -> Callable:
     return register
 
 
+def baseline_kind(name: str, net: str, help: str) -> PolicyKind:
+    """Register a baseline kind (trained by ``baseline train``, run by ``policy/baseline``): its
+    network is ``net`` (``"module:Class"``, built from the run's ``arch``), its checkpoints are the
+    runs whose ``baseline.json`` names ``name``."""
+    module, cls = net.split(":")
+
+    def build_net(arch: dict[str, Any]) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), cls)(**arch)
+
+    def build(checkpoint: str | None, options: dict[str, Any]) -> Policy:
+        from actionimages.policy.baseline import load_baseline_policy
+
+        return load_baseline_policy(checkpoint, **options)
+
+    build.__module__ = module.rsplit(".", 1)[0]  # the kind's folder (the registry walk checks it)
+    recognises = lambda path: baseline_meta_kind(Path(path)) == name  # noqa: E731
+    return register_policy(PolicyKind(name, build, baseline_net=build_net, help=help, recognises=recognises))
+
+
 def get_policy_kind(name: str) -> PolicyKind:
     if name not in POLICIES:
         raise ActionImagesError(f"unknown policy kind {name!r}; choose from {sorted(POLICIES)}")
