@@ -238,3 +238,36 @@ def test_calibration_file_supplies_missing_camera_calibration(tmp_path, capsys):
     np.testing.assert_allclose(obs["cameras"]["front"].K[0, 0], truth["front"].K[0, 0])
     assert main(["serve", "--checkpoint", str(SHIPPED), "--calibration", str(tmp_path / "none.json")]) == 2
     assert "calibration file" in capsys.readouterr().err
+
+
+def test_serve_any_registered_kind_image_bc_gives_the_in_process_actions(tmp_path, capsys):
+    """A baseline checkpoint is served like a world model (its kind detected): remote equals local
+    for the same episodes; the metadata names the kind; world-model planning options are refused."""
+    from actionimages.eval.runner import PolicySpec, evaluate
+    from actionimages.policy.registry import build_policy
+    from actionimages.serve import PolicyServer
+
+    bc = Path(__file__).resolve().parents[1] / "checkpoints" / "bc"
+    srv = PolicyServer(build_policy("bc", str(bc)), port=0, checkpoint=str(bc))
+    _, stop = srv.run_in_thread()
+    try:
+        assert srv.metadata["policy_kind"] == "bc" and srv.metadata["num_views"] == 2
+        common = dict(tasks=["push_button"], split="test", episodes=2, seed=0, max_steps=8, image_size=64)
+        local = evaluate(PolicySpec("bc", str(bc)), out=tmp_path / "a", **common)
+        remote = evaluate(
+            PolicySpec("server", None, {"url": f"ws://127.0.0.1:{srv.port}"}), out=tmp_path / "b", **common
+        )
+        for ea, eb in zip(local["episodes"], remote["episodes"], strict=True):
+            np.testing.assert_allclose(
+                np.load(ea["trajectory"])["actions"], np.load(eb["trajectory"])["actions"]
+            )
+        with WebsocketPolicy("127.0.0.1", srv.port) as client:
+            reply = client.infer(dict(_request(), return_images=True))
+            assert reply["actions"].shape == (8, 7) and "action_images" not in reply  # BC draws none
+            assert reply["views"] and reply["timing"]["total"] > 0
+    finally:
+        stop()
+    with pytest.raises(ActionImagesError, match="belong to the policy"):
+        PolicyServer(build_policy("bc", str(bc)), port=0, num_steps=2)
+    with pytest.raises(ActionImagesError, match="cannot be served"):
+        PolicyServer(build_policy("expert"), port=0)

@@ -1,4 +1,5 @@
-"""``actionimages serve``: a world-action model as a websocket policy server (docs/DEPLOY.md)."""
+"""``actionimages serve``: a policy (a world-action model, or any registered kind with a checkpoint,
+e.g. image BC) as a websocket policy server (docs/DEPLOY.md)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import asyncio
 import os
 import sys
 
-from actionimages.cli.policy_args import add_planning_flags, planning_options
+from actionimages.cli.policy_args import add_planning_flags, chunk_options, planning_options
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="serve a world-action model to robot clients over a websocket (msgpack + numpy)",
+        help="serve a policy checkpoint to robot clients over a websocket (msgpack + numpy)",
         description="Serve a checkpoint to clients (clients/python: actionimages_client.WebsocketPolicy). "
         "Binds 127.0.0.1 by default; any other --host needs --token (or ACTIONIMAGES_TOKEN).",
     )
-    p.add_argument("--checkpoint", required=True, help="world-model checkpoint (model dir, step dir or run)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="world-model checkpoint (model dir, step dir or run) or a baseline run (bc, lowdim); its "
+        "kind is detected",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--token", default=os.environ.get("ACTIONIMAGES_TOKEN"), help="clients must send it")
@@ -44,10 +50,20 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     calibration = load_calibration(args.calibration) if args.calibration else None  # before the model loads
-    model_dir, _ = resolve_model_dir(args.checkpoint)
-    options = {**planning_options(args), "seed": args.seed}
+    from actionimages.policy.registry import build_policy, detect_kind
+
+    kind = detect_kind(args.checkpoint)
+    if kind == "action_images":
+        model_dir, _ = resolve_model_dir(args.checkpoint)
+        served, options = (
+            load_model(model_dir, text_cache=args.text_cache),
+            {**planning_options(args), "seed": args.seed},
+        )
+    else:  # planning flags of the world model do not apply; --execute and --views do
+        model_dir, options = args.checkpoint, {}
+        served = build_policy(kind, str(model_dir), **chunk_options(args))
     server = PolicyServer(
-        load_model(model_dir, text_cache=args.text_cache),
+        served,
         host=args.host,
         port=args.port,
         token=args.token,
@@ -61,7 +77,7 @@ def run_serve(args: argparse.Namespace) -> int:
         auth = " (token required)" if args.token else ""
         calib = f", cameras {sorted(calibration)} calibrated by {args.calibration}" if calibration else ""
         print(
-            f"serving {model_dir} on ws://{args.host}:{port}{auth}{calib}; Ctrl-C stops",
+            f"serving {model_dir} ({kind}) on ws://{args.host}:{port}{auth}{calib}; Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )

@@ -142,3 +142,18 @@ class ChunkedPolicy(Policy):
 
     def stats(self) -> dict[str, Any]:
         return self._stats.as_dict()
+
+    def fresh(self) -> ChunkedPolicy:
+        """A policy sharing this one's weights and options with its own episode state (executor,
+        counters): what a server gives each episode."""
+        import copy
+
+        new = copy.copy(self)
+        new.executor = copy.deepcopy(self.executor)
+        new._stats, new._tag = PolicyStats(), None
+        return new
+
+    def serving_info(self) -> dict[str, Any]:
+        """What a policy server announces: ``kind``, ``num_views``, ``image_size`` (H, W) and
+        optionally ``model_config``. Policies that can be served override it."""
+        raise ActionImagesError(f"a {type(self).__name__} cannot be served (no serving_info)")

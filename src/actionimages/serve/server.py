@@ -160,10 +160,14 @@ def parse_request(
 
 
 class PolicyServer:
-    """Serves one world-action model to any number of clients (one inference at a time).
+    """Serves one policy to any number of clients (one inference at a time).
 
     Args:
-        model: a loaded :class:`~actionimages.model.WorldActionModel`.
+        model: a loaded :class:`~actionimages.model.WorldActionModel` (served as an
+            :class:`~actionimages.policy.action_images.policy.ActionImagePolicy` with
+            ``policy_options``), or a :class:`~actionimages.policy.base.ChunkedPolicy` of any
+            registered kind (``build_policy(kind, checkpoint)``; ``policy_options`` must then be
+            empty). Each episode plans with its own :meth:`~ChunkedPolicy.fresh` copy.
         host, port: where to listen (127.0.0.1 by default; another host needs ``token``).
         token: clients must send ``Authorization: Bearer <token>``.
         max_message_bytes: larger requests get a ``too_large`` error frame.
@@ -184,26 +188,37 @@ class PolicyServer:
         calibration: Mapping[str, Camera] | None = None,
         **policy_options: Any,
     ) -> None:
-        from actionimages.policy.action_images.policy import ActionImagePolicy
-
         if host not in LOCAL_HOSTS and not token:
             raise ActionImagesError(
                 f"refusing to listen on {host!r} without a token: anyone who reaches it could drive "
                 "your robot; pass --token (or bind 127.0.0.1)"
             )
-        self.model, self.host, self.port, self.token = model, host, int(port), token
+        self.host, self.port, self.token = host, int(port), token
         self.max_message_bytes = int(max_message_bytes)
-        self.policy_options = dict(policy_options)
         self.calibration = dict(calibration or {})
-        probe = ActionImagePolicy(model, **self.policy_options)  # validates the options once
-        cfg = model.spec
+        from actionimages.policy.base import ChunkedPolicy
+
+        if hasattr(model, "spec"):  # a world-action model: the action-image policy (bad options fail here)
+            from actionimages.policy.action_images.policy import ActionImagePolicy
+
+            probe = ActionImagePolicy(model, **policy_options)
+        elif policy_options:
+            raise ActionImagesError(f"options {sorted(policy_options)} belong to the policy, not the server")
+        else:
+            probe = model
+        if not isinstance(probe, ChunkedPolicy):
+            raise ActionImagesError(f"a {type(probe).__name__} cannot be served: it is not a ChunkedPolicy")
+        self._new_policy = probe.fresh
+        info = probe.serving_info()  # kind, model_config, num_views, image_size
+        self.num_views = int(info["num_views"])
         self.metadata = {
             "protocol_version": PROTOCOL_VERSION,
             "server": "actionimages",
             "checkpoint": checkpoint,
-            "model_config": cfg.name,
-            "num_views": cfg.num_views,
-            "image_size": [cfg.height, cfg.width],
+            "policy_kind": info["kind"],
+            "model_config": info.get("model_config"),
+            "num_views": self.num_views,
+            "image_size": list(info["image_size"]),
             "horizon": probe.horizon,
             "default_execute": probe.execute,
             "action": {
@@ -221,11 +236,6 @@ class PolicyServer:
         self.served = 0
 
     # ---------------------------------------------------------------- requests
-    def _new_policy(self) -> Any:
-        from actionimages.policy.action_images.policy import ActionImagePolicy
-
-        return ActionImagePolicy(self.model, **self.policy_options)
-
     def answer(self, state: dict[str, Any], message: Any) -> dict[str, Any]:
         """One reply for one raw message (bytes); ``state`` is the connection's episode state."""
         if not isinstance(message, bytes):
@@ -238,7 +248,7 @@ class PolicyServer:
             req = unpackb(message)
         except WireError as exc:
             raise RequestError("bad_message", str(exc)) from exc
-        obs, episode, seed, return_images = parse_request(req, self.model.spec.num_views, self.calibration)
+        obs, episode, seed, return_images = parse_request(req, self.num_views, self.calibration)
         if state.get("episode") != episode:  # a new episode: fresh plan counter and seed
             policy = self._new_policy()
             policy.set_seed(seed if seed is not None else 0)
@@ -250,7 +260,7 @@ class PolicyServer:
                 chunk = policy.replan(obs)
             except ActionImagesError as exc:
                 raise RequestError("bad_request", str(exc)) from exc
-        plan = policy.last_plan
+        plan = getattr(policy, "last_plan", None) or {}
         reply: dict[str, Any] = {
             "episode_id": episode,
             "replan": policy.stats()["replans"],
@@ -259,7 +269,7 @@ class PolicyServer:
             "views": list(plan["views"]),
             "timing": {k: float(v) for k, v in plan.get("timing", {}).items()},
         }
-        if return_images:
+        if return_images and "action_images" in plan:  # policies that plan in action images
             reply["action_images"] = {
                 v: (np.clip(im, 0, 1) * 255).round().astype(np.uint8)
                 for v, im in plan["action_images"].items()

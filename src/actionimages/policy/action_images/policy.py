@@ -80,6 +80,15 @@ class ActionImagePolicy(ChunkedPolicy):
         self.last_plan: dict[str, Any] | None = None
         self._timings: dict[str, float] = {}  # seconds per stage of the last plan
 
+    def serving_info(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "kind": "action_images",
+            "model_config": cfg.name,
+            "num_views": cfg.num_views,
+            "image_size": [cfg.height, cfg.width],
+        }
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> ActionImagePolicy:
         """Load a world-model checkpoint directory (``config.json`` + safetensors) as a policy."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,15 @@ class BaselinePolicy(ChunkedPolicy):
         super().__init__(int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon)
         self.views = views
         self.size = int(meta["image_size"])
+        self.last_plan: dict[str, Any] | None = None  # views and timing of the last plan
+
+    def serving_info(self) -> dict[str, Any]:
+        return {
+            "kind": self.meta["kind"],
+            "model_config": self.meta.get("arch", {}).get("model_config"),
+            "num_views": len(self.meta["cameras"]),
+            "image_size": [self.size, self.size],
+        }
 
     def _views(self, obs: dict[str, Any]) -> list[str]:
         if self.views is None and all(c in obs["images"] for c in self.meta["cameras"]):
@@ -47,6 +57,7 @@ class BaselinePolicy(ChunkedPolicy):
     @torch.no_grad()
     def plan(self, obs: dict[str, Any]) -> np.ndarray:
         """The predicted next ``horizon`` absolute poses (horizon, 7)."""
+        t0 = time.perf_counter()
         views = self._views(obs)
         imgs, cams = [], []
         for v in views:
@@ -62,6 +73,7 @@ class BaselinePolicy(ChunkedPolicy):
         if self.meta["kind"] == "lowdim":
             plk = torch.from_numpy(np.stack([c.plucker(cams[0]).transpose(2, 0, 1) for c in cams]))[None]
         out = self.net(x, state, [str(obs.get("instruction", ""))], plk)[0].numpy()
+        self.last_plan = {"views": views, "timing": {"total": time.perf_counter() - t0}}
         return chunk_to_actions(pose, out)
 
     def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
