@@ -97,9 +97,19 @@ class ChunkedPolicy(Policy):
     up, times each replanning call and counts invalid frames and plans in :class:`PolicyStats`.
     """
 
-    def __init__(self, execute: int, horizon: int, repeat: int = 1, **executor: Any) -> None:
+    def __init__(
+        self,
+        execute: int,
+        horizon: int,
+        repeat: int = 1,
+        executor: ChunkExecutor | None = None,
+        **options: Any,
+    ) -> None:
+        """``executor``: use this one (e.g. a client's) instead of building one from the arguments."""
         try:
-            self.executor = ChunkExecutor(execute, horizon, repeat, **executor)
+            self.executor = (
+                executor if executor is not None else ChunkExecutor(execute, horizon, repeat, **options)
+            )
         except ValueError as exc:
             raise ActionImagesError(str(exc)) from exc
         self._stats = PolicyStats()

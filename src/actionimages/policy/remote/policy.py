@@ -40,7 +40,8 @@ class RemotePolicy(ChunkedPolicy):
         except OSError as exc:
             raise ActionImagesError(f"cannot reach the policy server at {url}: {exc}") from exc
         meta = self.client.metadata
-        super().__init__(self.client.executor.execute, int(meta["horizon"]))
+        # the client's own executor: one executor per remote policy, as on a robot
+        super().__init__(self.client.executor.execute, int(meta["horizon"]), executor=self.client.executor)
         self.url = url
         self._seed: int | None = None
 
