@@ -172,10 +172,11 @@ def test_eval_cli_expert_and_errors(tmp_path, capsys):
     assert main(["eval", "--policy", "expert", "--task", "nope", "--out", str(out)]) == 2
     assert "unknown task" in capsys.readouterr().err
     assert main(["eval", "--task", "reach_target", "--out", str(out)]) == 2  # no checkpoint, no expert
-    for flag, value in (("--guidance", "nan"), ("--num-steps", "0"), ("--decode-tolerance", "0")):
+    for flag, value, named in (("--guidance", "nan", "--guidance"), ("--num-steps", "0", "--num-steps"),
+                               ("--decode-tolerance", "0", "--decode-tolerance-px")):  # fmt: skip
         expert = ["eval", "--policy", "expert", "--task", "reach_target", "--out", str(out)]
         assert main([*expert, flag, value]) == 2
-        assert f"{flag} must be" in capsys.readouterr().err
+        assert f"({named}) must be" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -330,3 +331,24 @@ def test_every_registered_kind_lives_in_its_own_folder_recognises_its_checkpoint
     (tmp_path / "hold.txt").unlink()
     with pytest.raises(ActionImagesError, match="not a checkpoint of any policy kind"):
         detect_kind(tmp_path)
+
+
+def test_planning_flags_are_generated_from_the_planning_config():
+    """eval, serve and ladder take one flag per PlanningConfig field, under the field's own name
+    (--decode-tolerance stays as an alias), and the flags give back the same config."""
+    import argparse
+    import dataclasses
+
+    from actionimages.cli.policy_args import add_planning_flags, planning_options
+    from actionimages.policy.action_images.configuration import PlanningConfig
+
+    parser = argparse.ArgumentParser()
+    add_planning_flags(parser)
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for f in dataclasses.fields(PlanningConfig):
+        assert "--" + f.name.replace("_", "-") in flags, f.name
+    args = parser.parse_args(["--num-steps", "4", "--decode-tolerance", "2.5", "--execute", "3"])
+    assert planning_options(args) == {"execute": 3, "num_steps": 4, "guidance": 1.0, "mode": "joint",
+                                      "decode_tolerance_px": 2.5}  # fmt: skip
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "video"])  # choices come from the config too

@@ -61,7 +61,8 @@ def add_dataclass_flags(
     """One flag per field of the flat dataclass ``cls``.
 
     Defaults come from the dataclass; with ``unset`` an absent flag is left ``None`` instead, so
-    :func:`dataclass_from_flags` can take it from a saved config (a resumed run's) first.
+    :func:`dataclass_from_flags` can take it from a saved config (a resumed run's) first. A field's
+    ``metadata`` may give ``help``, ``choices``, ``metavar`` and ``aliases`` (more flag names).
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -83,8 +84,11 @@ def add_dataclass_flags(
         parse = _scalar_parser(tp, optional)
         if parse is None:
             raise ActionImagesError(f"{cls.__name__}.{f.name}: no command-line form for type {tp!r}")
-        help_text = f"default: {default}" if unset else None
-        parser.add_argument(_flag(f.name), dest=f.name, type=parse, default=shown, help=help_text)
+        meta = dict(f.metadata)
+        help_text = meta.get("help") or (f"default: {default}" if unset else None)
+        extra = {k: meta[k] for k in ("choices", "metavar") if k in meta}
+        names = (_flag(f.name), *meta.get("aliases", ()))
+        parser.add_argument(*names, dest=f.name, type=parse, default=shown, help=help_text, **extra)
 
 
 def dataclass_from_flags(

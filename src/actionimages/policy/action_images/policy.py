@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from actionimages.errors import ActionImagesError
+from actionimages.policy.action_images.configuration import PlanningConfig
 from actionimages.policy.base import Chunk, ChunkedPolicy
 from actionimages.policy.observation import batch_of_one, observation_sample, select_views
 
@@ -63,16 +64,9 @@ class ActionImagePolicy(ChunkedPolicy):
         super().__init__(
             int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon, repeat
         )
-        if num_steps < 1:
-            raise ActionImagesError(f"num_steps must be >= 1, got {num_steps}")
-        if not float(guidance) >= 0:  # NaN fails this too
-            raise ActionImagesError(f"guidance must be a non-negative number, got {guidance}")
-        if mode not in ("joint", "i2a"):
-            raise ActionImagesError(f"policy mode must be 'joint' or 'i2a', got {mode!r}")
-        self.num_steps, self.guidance, self.mode = int(num_steps), float(guidance), mode
+        self.planning = PlanningConfig(num_steps, guidance, mode, decode_tolerance_px)  # validates
+        self.num_steps, self.guidance, self.mode = self.planning.num_steps, float(guidance), mode
         self.views = list(views) if views is not None else None
-        if decode_tolerance_px is not None and not float(decode_tolerance_px) > 0:
-            raise ActionImagesError(f"decode_tolerance_px must be positive, got {decode_tolerance_px}")
         self.decode_tolerance_px = None if decode_tolerance_px is None else float(decode_tolerance_px)
         self.base_seed = int(seed)
         self._episode_seed = 0
