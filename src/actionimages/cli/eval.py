@@ -107,9 +107,11 @@ def run_eval(args: argparse.Namespace) -> int:
             lo, hi = e["ci95"]
             lat = f", latency median {e['latency_s']['median']:.3f} s" if "latency_s" in e else ""
             inv = f", invalid decodes {e['invalid_decodes']}" if e.get("invalid_decodes") else ""
+            near = e.get("failures_closest_median_m")
+            near = "" if near is None else f", failures came within {1000 * near:.0f} mm (median)"
             print(
                 f"{name:>12s} {task:>16s} [{args.split}]: {100 * e['success_rate']:5.1f}% "
-                f"({e['successes']}/{e['episodes']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%){lat}{inv}"
+                f"({e['successes']}/{e['episodes']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%){lat}{inv}{near}"
             )
         print(f"wrote {out / 'results.json'}")
         table.append((name, res["tasks"]))
