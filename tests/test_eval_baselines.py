@@ -100,9 +100,9 @@ def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, ex
     weights act like the run's, whose recorded SHA-256 catches a changed byte, and which eval
     detects as the baseline it is."""
     from actionimages.cli import main
-    from actionimages.eval.checkpoints import training_cpu_hours
     from actionimages.eval.runner import detect_kind
     from actionimages.policy.baseline import load_baseline, train_baseline
+    from actionimages.train.checkpoint import training_cpu_hours
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     run = tmp_path / "bc"

@@ -75,7 +75,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     # the exported model (EMA weights) loads as a model directory
     path = resumed.export()
     assert load_model(path).spec.name == "micro"
-    from actionimages.eval.checkpoints import training_cpu_hours
+    from actionimages.train.checkpoint import training_cpu_hours
 
     assert training_cpu_hours(tmp_path / "full") >= saved_hours  # read back for eval's tagging
 

@@ -17,8 +17,10 @@ from actionimages.policy.registry import cli_kinds
 
 
 def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any, dict[str, Any]]:
-    from actionimages.eval.checkpoints import resolve_model_dir
-    from actionimages.eval.runner import PolicySpec, detect_kind
+    """The :class:`PolicySpec` of one ``--checkpoint`` (or ``--server``, or a kind that needs none),
+    from the registry alone: the kind (``--policy`` or detected), what it loads, and its options."""
+    from actionimages.eval.runner import PolicySpec
+    from actionimages.policy.registry import detect_kind, get_policy_kind
 
     extra: dict[str, Any] = {}
     if getattr(args, "server", None):
@@ -28,30 +30,21 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
         if args.execute is not None:
             options["execute"] = args.execute
         return PolicySpec("server", None, options), extra
-    kind = args.policy
-    if kind == "expert":
+    if args.policy is not None and not get_policy_kind(args.policy).needs_checkpoint:
         if checkpoint:
-            raise ActionImagesError("--policy expert takes no --checkpoint")
-        return PolicySpec("expert"), extra
+            raise ActionImagesError(f"--policy {args.policy} takes no --checkpoint")
+        return PolicySpec(args.policy), extra
     if not checkpoint:
         raise ActionImagesError("give --checkpoint CKPT (or --policy expert)")
     detected = detect_kind(checkpoint)
-    if kind is None:
-        kind = detected
-    elif kind != detected:
-        raise ActionImagesError(f"--policy {kind} but {checkpoint} holds a {detected!r} checkpoint")
-    options = chunk_options(args)
-    if kind == "action_images":
-        model_dir, step = resolve_model_dir(checkpoint)
-        options = {**planning_options(args), "seed": args.seed}
-        if step is not None:
-            extra["train_step"] = step
-        return PolicySpec(kind, str(model_dir.resolve()), options), extra
-    from actionimages.policy.baseline.common import read_meta
-
-    meta = read_meta(Path(checkpoint))
-    extra["train_step"] = meta.get("step")
-    return PolicySpec(kind, str(Path(checkpoint).resolve()), options), extra
+    if args.policy not in (None, detected):
+        raise ActionImagesError(f"--policy {args.policy} but {checkpoint} holds a {detected!r} checkpoint")
+    kind = get_policy_kind(detected)
+    path, step = kind.resolve(checkpoint) if kind.resolve else (str(Path(checkpoint).resolve()), None)
+    if step is not None:
+        extra["train_step"] = step
+    options = {**planning_options(args), "seed": args.seed} if kind.plans else chunk_options(args)
+    return PolicySpec(kind.name, path, options), extra
 
 
 def _out_dirs(out: str, checkpoints: list[str | None]) -> list[Path]:
@@ -80,7 +73,7 @@ def run_eval(args: argparse.Namespace) -> int:
             extra["train_step"] = args.train_step
         hours = args.train_cpu_hours
         if hours is None and checkpoint:
-            from actionimages.eval.checkpoints import training_cpu_hours
+            from actionimages.train.checkpoint import training_cpu_hours
 
             hours = training_cpu_hours(checkpoint)
         if hours is not None:

@@ -33,15 +33,15 @@ def export_checkpoint(
     """Export the model behind ``checkpoint`` (run, step or model dir) to ``out``; returns provenance.
 
     ``cpu_hours`` (the training's cost) defaults to what the checkpoint records."""
-    from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import load_model
     from actionimages.model.io import save_model_folder
+    from actionimages.train.checkpoint import resolve_model_dir
 
     if dtype not in DTYPES:
         raise ActionImagesError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if recipe is not None and not Path(recipe).is_file():
         raise ActionImagesError(f"recipe file {recipe} does not exist")
-    from actionimages.eval.checkpoints import training_cpu_hours
+    from actionimages.train.checkpoint import training_cpu_hours
 
     extra = {Path(recipe).name: Path(recipe).read_bytes()} if recipe is not None else None
     hours = cpu_hours if cpu_hours is not None else training_cpu_hours(checkpoint)

@@ -17,7 +17,6 @@ from actionimages.errors import ActionImagesError
 
 
 def run_ladder_cli(args: argparse.Namespace) -> int:
-    from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.eval.ladder import (
         autoencoder_objects,
         markdown_table,
@@ -28,6 +27,7 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
         write_json,
     )
     from actionimages.eval.runner import check_tasks_split
+    from actionimages.train.checkpoint import resolve_model_dir
 
     tasks = [t.strip() for arg in args.task for t in arg.split(",") if t.strip()]
     rungs = parse_rungs(args.rungs)

@@ -43,9 +43,9 @@ def run_serve(args: argparse.Namespace) -> int:
     import torch
 
     from actionimages.calibrate.files import load_calibration
-    from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import load_model
     from actionimages.serve import PolicyServer
+    from actionimages.train.checkpoint import resolve_model_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)

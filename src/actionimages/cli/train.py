@@ -223,9 +223,9 @@ def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None 
     weights would otherwise be partly random).
     """
     from actionimages.cli.config_args import apply_overrides
-    from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import build_model, load_model
     from actionimages.model.io import state_dict_mismatch
+    from actionimages.train.checkpoint import resolve_model_dir
 
     model_dir = resolve_model_dir(checkpoint)[0]
     model = load_model(model_dir, text_cache=text_cache)

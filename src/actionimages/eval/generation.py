@@ -59,10 +59,10 @@ def evaluate_generation(
     """
     from actionimages.codec import ActionImageCodec
     from actionimages.data import DatasetReader
-    from actionimages.eval.checkpoints import resolve_model_dir
     from actionimages.model import decode_actions, generate, load_model
     from actionimages.model.sampling import batch_cameras
     from actionimages.policy.observation import batch_of_one
+    from actionimages.train.checkpoint import resolve_model_dir
 
     model_dir, step = resolve_model_dir(checkpoint)
     model = load_model(model_dir).eval()

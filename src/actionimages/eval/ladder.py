@@ -94,7 +94,7 @@ def run_ladder(
         ``{"rungs": {rung: {task: {"successes", "episodes", "success_rate", "ci95", ...}}}, "split",
         "seed", "episodes_per_task", "checkpoint", "options", "wall_s"}``.
     """
-    from actionimages.eval.checkpoints import resolve_model_dir
+    from actionimages.train.checkpoint import resolve_model_dir
 
     names = parse_rungs(rungs)
     check_tasks_split(tasks, split)

@@ -34,6 +34,10 @@ class PolicyKind:
         help: one line for ``--help`` and docs.
         recognises: ``(path) -> bool``: whether ``path`` is a checkpoint of this kind (None: the
             kind is never detected from a path; give ``--policy``).
+        resolve: ``(path) -> (what build loads, training step or None)``: e.g. a world-model run's
+            exported ``model/`` (None: the path itself, step unknown).
+        plans: whether the action-image planning options (``PlanningConfig``, the noise seed)
+            apply; other kinds take only the chunk options (``execute``, ``views``).
     """
 
     name: str
@@ -43,6 +47,8 @@ class PolicyKind:
     in_cli: bool = True
     help: str = ""
     recognises: Callable[[Path], bool] | None = None
+    resolve: Callable[[str], tuple[str, int | None]] | None = None
+    plans: bool = False
 
 
 POLICIES: dict[str, PolicyKind] = {}
@@ -82,9 +88,14 @@ def baseline_kind(name: str, net: str, help: str) -> PolicyKind:
 
         return load_baseline_policy(checkpoint, **options)
 
+    def resolve(path: str) -> tuple[str, int | None]:
+        step = json.loads((Path(path) / "baseline.json").read_text()).get("step")
+        return str(Path(path).resolve()), step
+
     build.__module__ = module.rsplit(".", 1)[0]  # the kind's folder (the registry walk checks it)
     recognises = lambda path: baseline_meta_kind(Path(path)) == name  # noqa: E731
-    return register_policy(PolicyKind(name, build, baseline_net=build_net, help=help, recognises=recognises))
+    kind = PolicyKind(name, build, baseline_net=build_net, help=help, recognises=recognises, resolve=resolve)
+    return register_policy(kind)
 
 
 def get_policy_kind(name: str) -> PolicyKind:

@@ -23,7 +23,21 @@ def is_world_model_checkpoint(path: Path) -> bool:
     return any((path / sub).is_dir() for sub in ("model", "checkpoints", "state"))
 
 
-@policy_kind("action_images", recognises=is_world_model_checkpoint, help="a world-action model checkpoint")
+def resolve_model(path: str) -> tuple[str, int | None]:
+    """The loadable model folder behind a model folder, checkpoint step or run, and its step."""
+    from actionimages.train.checkpoint import resolve_model_dir
+
+    model_dir, step = resolve_model_dir(path)
+    return str(model_dir.resolve()), step
+
+
+@policy_kind(
+    "action_images",
+    recognises=is_world_model_checkpoint,
+    resolve=resolve_model,
+    plans=True,
+    help="a world-action model checkpoint",
+)
 def build(checkpoint: str | None, options: dict[str, Any]) -> Policy:
     from actionimages.policy.action_images.policy import ActionImagePolicy
 
@@ -39,5 +53,8 @@ def _oracle(through_vae: bool) -> Callable[[str | None, dict[str, Any]], Policy]
     return build
 
 
-policy_kind("oracle_codec", in_cli=False, help="expert future drawn and decoded")(_oracle(False))
-policy_kind("oracle_autoencoder", in_cli=False, help="as oracle_codec, through the VAE")(_oracle(True))
+for _name, _vae, _help in (
+    ("oracle_codec", False, "expert future drawn and decoded"),
+    ("oracle_autoencoder", True, "as oracle_codec, through the VAE"),
+):
+    policy_kind(_name, in_cli=False, resolve=resolve_model, plans=True, help=_help)(_oracle(_vae))
