@@ -142,7 +142,7 @@ def test_append_and_reader_sees_new_episodes(tmp_path):
 def _fail_encoding(monkeypatch, call, exc):
     """Make the writer's ``call``-th video encoding raise ``exc``; returns the real encoder."""
     calls = {"n": 0}
-    real = lr.encode_video
+    real = lr.writer.encode_video
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -150,7 +150,7 @@ def _fail_encoding(monkeypatch, call, exc):
             raise exc
         return real(*a, **k)
 
-    monkeypatch.setattr(lr, "encode_video", flaky)
+    monkeypatch.setattr(lr.writer, "encode_video", flaky)
     return real
 
 
@@ -169,7 +169,7 @@ def test_crash_mid_episode_keeps_dataset_readable(tmp_path, monkeypatch):
     assert len(r) == 2 and np.asarray(r.episode(1).frames["side"]).shape == (6, 64, 64, 3)
     report = check_dataset(root, progress=False)
     assert report.bad_episodes == [] and "uncommitted leftover files" in report.dataset_problems[0]
-    monkeypatch.setattr(lr, "encode_video", real)
+    monkeypatch.setattr(lr.writer, "encode_video", real)
     with DatasetWriter(root, fps=10) as w2:  # reopening removes the leftovers and appends
         assert not (root / "videos/observation.images.front/chunk-000/file-002.mp4").exists()
         assert w2.add_episode(make_synthetic_episode(T=5, seed=3)) == 2
@@ -192,14 +192,14 @@ def test_failed_append_is_undone_by_the_next_append(tmp_path, monkeypatch):
 def test_crash_before_info_commit(tmp_path, monkeypatch):
     root = tmp_path / "d"
     _write(root, n=1, T=6)
-    real = lr.write_json_atomic
+    real = lr.writer.write_json_atomic
 
     def fail_info(path, data, **dumps):
         if path.name == "info.json":
             raise OSError("disk full")
         real(path, data, **dumps)
 
-    monkeypatch.setattr(lr, "write_json_atomic", fail_info)
+    monkeypatch.setattr(lr.writer, "write_json_atomic", fail_info)
     stats = (root / "meta/stats.json").read_text()
     with DatasetWriter(root, fps=10) as w, pytest.raises(OSError):
         w.add_episode(make_synthetic_episode(T=6, seed=1, instruction="a new task"))
@@ -207,7 +207,7 @@ def test_crash_before_info_commit(tmp_path, monkeypatch):
     assert (root / "meta/stats.json").read_text() != stats  # already counts the lost episode
     r = DatasetReader(root)
     assert len(r) == 1 and json.loads((root / "meta/info.json").read_text())["total_frames"] == 6
-    monkeypatch.setattr(lr, "write_json_atomic", real)
+    monkeypatch.setattr(lr.writer, "write_json_atomic", real)
     with DatasetWriter(root, fps=10) as w:  # undoes the lost episode: its files, stats and task
         assert (root / "meta/stats.json").read_text() == stats and w.tasks == ["move the ball to the target"]
         assert not (root / "meta/episodes/chunk-000/file-001.parquet").exists()
@@ -310,7 +310,7 @@ def _pack(root, eps):
         rows[0][f"{key}/to_timestamp"] = (T0 + len(eps[1].actions)) / 10
         expected[cam] = 255 - eps[1].frames[cam]
         both = np.concatenate([eps[0].frames[cam], expected[cam]])
-        lr.encode_video(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", both, 10.0)
+        lr.writer.encode_video(root / f"videos/observation.images.{cam}/chunk-000/file-000.mp4", both, 10.0)
         (root / f"videos/observation.images.{cam}/chunk-000/file-001.mp4").unlink()
     rows[0]["data/file_index"] = 0
     rows[0]["meta/episodes/file_index"] = 0

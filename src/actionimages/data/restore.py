@@ -22,11 +22,11 @@ from actionimages.atomic import sha256_file
 from actionimages.data.lerobot import (
     EXT,
     DatasetReader,
-    _write_checksums,
-    _write_parquet_atomic,
     episode_rows,
     lock_dataset,
     read_checksums,
+    write_checksums,
+    write_parquet_atomic,
 )
 from actionimages.errors import DataError
 
@@ -113,13 +113,13 @@ def restore_columns(root: str | Path, sources: Sequence[str | Path]) -> dict[str
                     table = table.set_column(table.column_names.index(name), name, array)
                 else:
                     table = table.append_column(name, array)
-            _write_parquet_atomic(path, table)
+            write_parquet_atomic(path, table)
             rewritten += 1
             rel = path.relative_to(root).as_posix()
             if checksums is not None and rel in checksums:
                 checksums[rel] = sha256_file(path)
         if checksums is not None:
-            _write_checksums(root, checksums)
+            write_checksums(root, checksums)
     finally:
         lock.close()
     return {"episodes": len(columns), "files": rewritten}
