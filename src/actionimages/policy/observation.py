@@ -101,15 +101,7 @@ def observation_sample(
 
 
 def batch_of_one(sample: dict[str, Any]) -> dict[str, Any]:
-    """Add the leading batch dimension (B = 1) to a sample, as the data collate does."""
-    import torch
+    """A one-sample batch (B = 1): the data package's own :func:`~actionimages.data.collate`."""
+    from actionimages.data import collate
 
-    out: dict[str, Any] = {}
-    for k, v in sample.items():
-        if isinstance(v, torch.Tensor):
-            out[k] = v.unsqueeze(0)
-        elif isinstance(v, str):
-            out[k] = [v]
-        else:
-            out[k] = torch.tensor([v])
-    return out
+    return collate([sample])
