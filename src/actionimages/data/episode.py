@@ -206,3 +206,12 @@ def calibration_from_json(data: Mapping[str, Any], where: str = "episode") -> di
         except (ActionImagesError, KeyError, TypeError) as exc:
             raise DataError(f"{where}: bad calibration for camera {name!r}: {exc}") from exc
     return out
+
+
+def source_num_frames(source: Any, i: int) -> int:
+    """Episode ``i``'s length in an episode source, from ``source.num_frames`` when it has one (no
+    decode), else from the episode itself."""
+    fn = getattr(source, "num_frames", None)
+    if callable(fn):
+        return int(fn(i))
+    return source.episode(i).num_frames

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from actionimages.data.episode import Episode
+from actionimages.data.episode import Episode, source_num_frames
 from actionimages.data.registry import open_source
 from actionimages.errors import ActionImagesError, DataError
 
@@ -166,9 +166,7 @@ class Mixture:
 
     def num_frames(self, k: int) -> int:
         name, e = self.entry(k)
-        src = self.sources[self.names.index(name)]
-        fn = getattr(src, "num_frames", None)
-        return int(fn(e)) if callable(fn) else src.episode(e).num_frames
+        return source_num_frames(self.sources[self.names.index(name)], e)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}@{w:.3f}" for n, w in zip(self.names, self.weights, strict=True))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from actionimages.data.episode import Episode
+from actionimages.data.episode import Episode, source_num_frames
 from actionimages.data.sample import SampleBuilder
 from actionimages.errors import ActionImagesError, DataError
 
@@ -31,13 +31,6 @@ class EpisodeSource(Protocol):
 
     def episode(self, i: int) -> Episode: ...
 
-
-def source_num_frames(source: Any, i: int) -> int:
-    """Episode ``i``'s length, from ``source.num_frames`` when available (no decode)."""
-    fn = getattr(source, "num_frames", None)
-    if callable(fn):
-        return int(fn(i))
-    return source.episode(i).num_frames
 
 
 class ClipDataset(Dataset):
