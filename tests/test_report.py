@@ -241,3 +241,33 @@ def test_policy_curve_script_assembles_labelled_points(tmp_path):
         assert mod.main([bad, "--out", str(tmp_path / "y")]) == 2  # named, not a traceback
     assert mod.main([f"ours={tmp_path / 'missing.json'}", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "y").exists()
+
+
+def test_run_table_lists_a_runs_evaluations_by_step(tmp_path, capsys):
+    """scripts/run_table.py: one markdown row per evaluation of a run, ordered by step, with the
+    samples (from the run state's global batch), CPU-hours and the failures' closest approach."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run_table.py"
+    spec = importlib.util.spec_from_file_location("run_table", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "runs" / "x"
+    (run / "state").mkdir(parents=True)
+    (run / "state" / "state.json").write_text(json.dumps({"global_batch": 16}))
+    for step, ok in ((3000, 7), (1500, 1)):
+        task = {"successes": ok, "episodes": 20, "invalid_decodes": 5, "failures_closest_median_m": 0.056,
+                "failures_final_median_m": 0.15, "latency_s": {"median": 0.3}}  # fmt: skip
+        (run / f"eval-{step}").mkdir()
+        res = {"tasks": {"reach_target_single": task}, "split": "test", "train_step": step,
+               "train_cpu_hours": 0.5}  # fmt: skip
+        (run / f"eval-{step}" / "results.json").write_text(json.dumps(res))
+    assert mod.main([str(run)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2].startswith("| 1500 | 24k | 0.50 | reach_target_single (test) | 1/20 | 56 mm | 150 mm |")
+    assert lines[3].startswith("| 3000 | 48k |")
+    (run / "eval-9").mkdir()
+    (run / "eval-9" / "results.json").write_text("{")
+    with pytest.raises(SystemExit, match="not an eval results file"):
+        mod.main([str(run)])
