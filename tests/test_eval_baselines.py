@@ -33,8 +33,9 @@ def test_chunk_parametrisation_roundtrip():
 
 @pytest.mark.parametrize("kind", ["bc", "lowdim"])
 def test_baseline_train_resume_and_evaluate(tmp_path, kind, expert_demos):
-    from actionimages.eval.runner import PolicySpec, detect_kind, evaluate
+    from actionimages.eval.runner import PolicySpec, evaluate
     from actionimages.policy.baseline import load_baseline_policy, train_baseline
+    from actionimages.policy.registry import detect_kind
 
     data = expert_demos(tmp_path / "demos", episodes=2)
     run = tmp_path / kind
@@ -100,8 +101,8 @@ def test_baseline_export_ships_fp16_weights_with_a_checked_checksum(tmp_path, ex
     weights act like the run's, whose recorded SHA-256 catches a changed byte, and which eval
     detects as the baseline it is."""
     from actionimages.cli import main
-    from actionimages.eval.runner import detect_kind
     from actionimages.policy.baseline import load_baseline, train_baseline
+    from actionimages.policy.registry import detect_kind
     from actionimages.train.checkpoint import training_cpu_hours
 
     data = expert_demos(tmp_path / "demos", episodes=2)

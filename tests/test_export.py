@@ -80,8 +80,8 @@ def test_shipped_baselines_load_and_act(kind):
     """The baselines shipped beside checkpoints/tiny: intact weights, the kind eval detects, and a
     finite action from a fresh scene."""
     from actionimages import sim
-    from actionimages.eval.runner import detect_kind
     from actionimages.policy.baseline import load_baseline_policy
+    from actionimages.policy.registry import detect_kind
 
     folder = SHIPPED.parent / kind
     if not folder.is_dir():

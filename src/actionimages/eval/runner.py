@@ -47,13 +47,6 @@ class PolicySpec:
         return {"kind": self.kind, "checkpoint": self.checkpoint, "options": dict(self.options)}
 
 
-def detect_kind(checkpoint: str | Path) -> str:
-    """The registered policy kind whose checkpoints look like ``checkpoint`` (``policy.registry``)."""
-    from actionimages.policy.registry import detect_kind as detect
-
-    return detect(checkpoint)
-
-
 def build_policy(spec: PolicySpec) -> Policy:
     """Instantiate the policy a :class:`PolicySpec` describes (kinds: ``actionimages.policy.registry``)."""
     from actionimages.policy.registry import build_policy as build
@@ -150,7 +143,13 @@ def run_episode(
         unwrapped = getattr(env, "unwrapped", env)
         target = getattr(getattr(unwrapped, "task_state", None), "target", None)
         target = None if target is None else unwrapped.task.world_point(target)  # (x, y) lifted
-        distances = [] if target is None else [float(np.linalg.norm(env.unwrapped.tcp_pos() - target))]
+        distances: list[float] = []
+
+        def measure() -> None:
+            if target is not None:
+                distances.append(float(np.linalg.norm(unwrapped.tcp_pos() - target)))
+
+        measure()
         success, steps, env_warnings = False, 0, 0
         for steps in range(1, limit + 1):  # noqa: B007 (steps is used after the loop)
             action = np.asarray(policy.act(obs), dtype=np.float64)
@@ -163,8 +162,7 @@ def run_episode(
             env_warnings += len(caught)
             actions.append(action[:7] if action.shape == (7,) else action)
             poses.append(np.asarray(obs["ee_pose"], dtype=np.float64))
-            if target is not None:
-                distances.append(float(np.linalg.norm(env.unwrapped.tcp_pos() - target)))
+            measure()
             record(obs)
             if info.get("success", False):
                 success = True
@@ -187,7 +185,7 @@ def run_episode(
         env.close()
     stats = dict(policy.stats())
     stats["env_warnings"] = env_warnings  # targets the env clipped or its IK could not reach
-    if target is not None:
+    if distances:
         stats["closest_m"] = min(distances)
         stats["final_m"] = distances[-1]
     return EpisodeResult(
@@ -240,12 +238,10 @@ def summarize(results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
             "invalid_frames": int(sum(r.stats.get("invalid_frames", 0) for r in rs)),
             "env_warnings": int(sum(r.stats.get("env_warnings", 0) for r in rs)),
         }
-        closest = [r.stats["closest_m"] for r in rs if not r.success and "closest_m" in r.stats]
-        if closest:  # how near the failures came to the instructed object (median, m)
-            entry["failures_closest_median_m"] = float(np.median(closest))
-            entry["failures_final_median_m"] = float(
-                np.median([r.stats["final_m"] for r in rs if not r.success and "final_m" in r.stats])
-            )
+        missed = [r.stats for r in rs if not r.success and "closest_m" in r.stats]
+        if missed:  # how near the failures came to the instructed object (median, m)
+            entry["failures_closest_median_m"] = float(np.median([s["closest_m"] for s in missed]))
+            entry["failures_final_median_m"] = float(np.median([s["final_m"] for s in missed]))
         if lat:
             entry["latency_s"] = {
                 "median": float(np.median(lat)),

@@ -89,8 +89,7 @@ def baseline_kind(name: str, net: str, help: str) -> PolicyKind:
         return load_baseline_policy(checkpoint, **options)
 
     def resolve(path: str) -> tuple[str, int | None]:
-        step = json.loads((Path(path) / "baseline.json").read_text()).get("step")
-        return str(Path(path).resolve()), step
+        return str(Path(path).resolve()), (_baseline_meta(Path(path)) or {}).get("step")
 
     build.__module__ = module.rsplit(".", 1)[0]  # the kind's folder (the registry walk checks it)
     recognises = lambda path: baseline_meta_kind(Path(path)) == name  # noqa: E731
@@ -136,11 +135,17 @@ def detect_kind(checkpoint: str | Path) -> str:
 
 def baseline_meta_kind(path: Path) -> str | None:
     """The ``kind`` a baseline run's ``baseline.json`` names, or None (no such file, or unreadable)."""
-    meta = Path(path) / "baseline.json"
+    return (_baseline_meta(Path(path)) or {}).get("kind")
+
+
+def _baseline_meta(path: Path) -> dict[str, Any] | None:
+    """A baseline run's ``baseline.json`` as a dict; None when missing, unreadable or not a map."""
+    meta = path / "baseline.json"
     try:
-        return json.loads(meta.read_text()).get("kind") if meta.is_file() else None
-    except (OSError, ValueError, AttributeError):
+        doc = json.loads(meta.read_text()) if meta.is_file() else None
+    except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None
 
 
 def baseline_kinds() -> tuple[str, ...]:

@@ -47,6 +47,7 @@ from actionimages.train.checkpoint import (
 from actionimages.train.data import PreparedCache, SampleSource, global_indices, sample_seed
 from actionimages.train.run_state import (
     MIB,
+    TENSORS,
     choose_tier,
     read_state,
     read_state_record,
@@ -479,7 +480,7 @@ class Trainer:
         checkpoint and its committed state (OUT/state/; the checkpoint on a tie: it is exact)."""
         if path:
             ck = Path(path)
-            if (ck / "tensors.safetensors").is_file():  # a run state folder
+            if (ck / TENSORS).is_file():  # a run state folder
                 return ck, self._read_run_state(ck.parent)
             verify_checkpoint(ck)
             return ck, self._read_checkpoint(ck)

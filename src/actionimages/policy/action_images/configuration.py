@@ -48,12 +48,15 @@ class PlanningConfig:
         object.__setattr__(self, "num_steps", int(steps))  # 8.0 read from a JSON file is 8
         if not (_finite(guidance) and guidance >= 0):
             raise ActionImagesError(f"guidance (--guidance) must be a non-negative number, got {guidance!r}")
+        object.__setattr__(self, "guidance", float(guidance))
         if self.mode not in MODES:
             raise ActionImagesError(f"mode (--mode) must be one of {MODES}, got {self.mode!r}")
         if tol is not None and not (_finite(tol) and tol > 0):
             raise ActionImagesError(
                 f"decode_tolerance_px (--decode-tolerance-px) must be positive pixels, got {tol}"
             )
+        if tol is not None:
+            object.__setattr__(self, "decode_tolerance_px", float(tol))
 
     def as_options(self) -> dict[str, Any]:
         """The fields as keyword options (``None`` ones left out, so the policy's defaults apply)."""

@@ -65,9 +65,7 @@ class ActionImagePolicy(ChunkedPolicy):
             int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon, repeat
         )
         self.planning = PlanningConfig(num_steps, guidance, mode, decode_tolerance_px)  # validates
-        self.num_steps, self.guidance, self.mode = self.planning.num_steps, float(guidance), mode
         self.views = list(views) if views is not None else None
-        self.decode_tolerance_px = None if decode_tolerance_px is None else float(decode_tolerance_px)
         self.base_seed = int(seed)
         self._episode_seed = 0
         self._images: dict[str, np.ndarray] | None = None  # view -> (F, H, W, 3) in [0, 1]
@@ -124,7 +122,8 @@ class ActionImagePolicy(ChunkedPolicy):
         imgs = ((video[0].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
         F = cfg.num_frames
         try:
-            actions, valid = decode_actions(batch, video, cfg.action_sigma_frac, self.decode_tolerance_px)
+            tolerance = self.planning.decode_tolerance_px
+            actions, valid = decode_actions(batch, video, cfg.action_sigma_frac, tolerance)
             actions, valid = actions[0].double().cpu().numpy(), valid[0].cpu().numpy().astype(bool)
         except (RuntimeError, ActionImagesError) as exc:
             # A generated action video the codec cannot decode at all (decode_actions raises) is a
@@ -151,8 +150,9 @@ class ActionImagePolicy(ChunkedPolicy):
         """
         from actionimages.model import generate
 
+        p = self.planning
         gen = generate(
-            self.model, batch, mode=self.mode, num_steps=self.num_steps, guidance=self.guidance, seed=seed,
+            self.model, batch, mode=p.mode, num_steps=p.num_steps, guidance=p.guidance, seed=seed,
             decode_rgb=False, decode_action_poses=False, timings=self._timings,
         )  # fmt: skip
         return gen.action_images
