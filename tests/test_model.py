@@ -497,6 +497,8 @@ def test_memory_plan_runtime_line_brings_the_total_near_a_measured_peak():
     assert cache_sample_bytes(tiny) == 81920 + 15360 + 24576 + 20
     with pytest.raises(ActionImagesError, match="device"):
         plan_memory(cfg, device="tpu")
+    with pytest.raises(ActionImagesError, match="cache_samples"):
+        plan_memory(cfg, device="cpu", cache_samples=-1)
 
 
 def test_embed_text_caches_umt5_once_and_replaces_it(tmp_path, capsys):

@@ -719,6 +719,12 @@ def test_cli_resumes_a_run_from_its_committed_state_on_a_fresh_clone(tmp_path, c
     assert "trained on 3 from synthetic:3" in capsys.readouterr().err
     assert cli_main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "neither checkpoints/ nor a committed state/" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(clone), "--out", str(run)]) == 2
+    assert "name different runs" in capsys.readouterr().err
+    assert cli_main(["train", "--config", "micro", "--data", "synthetic:2"]) == 2  # no --out, no --resume
+    assert "--out is required" in capsys.readouterr().err
+    with pytest.raises(ActionImagesError, match="state_mib must be >= 0"):
+        TrainConfig(state_mib=-1)
 
 
 def test_auto_mixed_precision_picks_bf16_only_on_cpus_with_native_bf16():
