@@ -159,32 +159,100 @@ def test_demo_stages_resume(tmp_path, capsys):
     assert main(["demo", "--out", str(run), "--skip", *skip]) == 0
     assert "report: done earlier, skipped" in capsys.readouterr().out
     assert main(["demo", "--out", str(run), "--skip", "nonsense"]) == 2
+    assert main(["demo", "--out", str(run), "--heldout-episodes", "1"]) == 2
+    assert "--heldout-episodes must be at least 2" in capsys.readouterr().err
 
 
 def test_every_demo_stage_builds_commands_the_cli_accepts(tmp_path, capsys):
-    """The demo drives stages through CLI commands: every command each stage builds must parse
-    with the real parser, so renaming an option breaks this test, not a 30-minute demo."""
+    """The demo's stages build typed invocations checked by the real parser when built, so a
+    renamed option breaks this test (and the stage, before it runs), not a 30-minute demo."""
     import json
 
     from actionimages.cli import build_parser
-    from actionimages.cli.demo import STAGES, Demo, check_command
-    from actionimages.errors import ActionImagesError
+    from actionimages.cli.demo import STAGES, Demo
 
     args = build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "--vae-steps", "10"])
-    seen: list[list[str]] = []
-    demo = Demo(args, runner=lambda argv, threads: seen.append(argv))
+    seen = []
+    demo = Demo(args, runner=lambda inv, threads: seen.append(inv))
     (demo.marks).mkdir(parents=True)
     (demo.marks / "train.json").write_text(json.dumps({"stage": "train", "seconds": 60}))
     for stage in STAGES:
         getattr(demo, stage)()
-    firsts = {argv[0] for argv in seen}
-    want = {"codec", "collect", "train-vae", "train", "baseline", "eval", "eval-generation", "report"}
-    assert want <= firsts
-    for argv in seen:
-        check_command(argv)
-    with pytest.raises(ActionImagesError, match="rejects"):
-        check_command(["train", "--no-such-option", "1"])
+    want = {
+        "codec demo",
+        "collect",
+        "train-vae",
+        "train",
+        "baseline train",
+        "eval",
+        "eval-generation",
+        "report",
+    }
+    assert want <= {inv.command for inv in seen}
+    for inv in seen:  # the parsed arguments are the ones the stage meant
+        assert inv.args.func is not None and str(inv).startswith("actionimages " + inv.command)
+    train = next(inv for inv in seen if inv.command == "train")
+    assert train.args.batch_size == 16 and train.args.data == str(tmp_path / "d" / "data" / "train")
+    evals = [inv.args for inv in seen if inv.command == "eval"]
+    assert {e.split for e in evals} == {"test", "heldout", "heldout_cameras"}
+    assert all(e.task == ["reach_target", "push_button"] for e in evals)
     capsys.readouterr()
+
+
+def test_invocations_name_what_the_cli_rejects():
+    from actionimages.cli.invoke import invocation
+    from actionimages.errors import ActionImagesError
+
+    inv = invocation("eval", task=["a", "b"], checkpoint="ck", out="o", episodes=3, num_steps=None)
+    assert inv.argv == (
+        "eval",
+        "--task",
+        "a",
+        "--task",
+        "b",
+        "--checkpoint",
+        "ck",
+        "--out",
+        "o",
+        "--episodes",
+        "3",
+    )
+    assert inv.args.episodes == 3 and inv.args.task == ["a", "b"]
+    assert invocation("train", resume=True, out="r").args.resume is True  # an optional-value flag alone
+    with pytest.raises(ActionImagesError, match="has no option 'no_such_option'"):
+        invocation("train", no_such_option=1)
+    with pytest.raises(ActionImagesError, match="no subcommand 'baseline fly'"):
+        invocation("baseline fly")
+    with pytest.raises(ActionImagesError, match="rejects.*--episodes many"):
+        invocation("eval", task="a", out="o", episodes="many")
+    with pytest.raises(ActionImagesError, match="is a switch"):
+        invocation("demo", out="o", fresh="yes")
+
+
+@pytest.mark.slow
+def test_a_miniature_demo_runs_every_stage_through_its_typed_invocations(tmp_path, capsys):
+    """The whole demo, tiny: one task, one demonstration, two training steps, one episode per
+    evaluation; every stage runs in this process and leaves what the report reads."""
+    from actionimages.cli import build_parser
+    from actionimages.cli.demo import STAGES, Demo
+    from actionimages.cli.invoke import run_in_process
+
+    out = tmp_path / "mini"
+    args = build_parser().parse_args(
+        ["demo", "--out", str(out), "--task", "reach_target", "--episodes", "2", "--heldout-episodes", "2",
+         "--train-steps", "2", "--batch-size", "2", "--baseline-minutes", "0.01", "--eval-episodes", "1",
+         "--generation-episodes", "2", "--num-steps", "1", "--workers", "1", "--shipped", "",
+         "--skip", "codec"]
+    )  # fmt: skip
+    assert Demo(args, runner=run_in_process).run() == 0
+    for stage in STAGES[1:]:
+        assert (out / "stages" / f"{stage}.json").is_file(), stage
+    results = sorted(p.parent.name for p in (out / "eval").rglob("results.json"))
+    assert {"action_images_test", "bc_test", "lowdim_test", "expert_test", "action_images_heldout"} <= set(
+        results
+    )
+    assert (out / "generation").is_dir() and (out / "report.html").stat().st_size > 1000
+    assert "demo finished" in capsys.readouterr().out
 
 
 def test_cost_curve_draws_one_line_per_labelled_design(tmp_path):

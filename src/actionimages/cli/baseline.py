@@ -25,10 +25,10 @@ def run_train(args: argparse.Namespace) -> int:
         film=args.film,
         seed=args.seed,
     )
-    last = meta["losses"][-1][1] if meta["losses"] else float("nan")
+    loss = f"loss {meta['final_loss']:.4f}" if "final_loss" in meta else "no new step"
     print(
         f"{args.kind}: {meta['step']} steps in {meta['train_seconds'] / 60:.1f} min "
-        f"on {meta['train_frames']} frames, loss {last:.4f}; checkpoint in {args.out}"
+        f"on {meta['train_frames']} frames, {loss}; checkpoint in {args.out}"
     )
     return 0
 

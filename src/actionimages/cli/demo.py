@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from actionimages.atomic import write_json_atomic
+from actionimages.cli.invoke import Invocation, invocation, run_in_subprocess
 from actionimages.errors import ActionImagesError
 from actionimages.policy.registry import baseline_kinds
 
@@ -40,43 +38,14 @@ DEFAULT_TASKS = ("reach_target", "push_button")
 STAGES = ("codec", "collect", "vae", "train", "baselines", "eval", "generation", "report")
 
 
-def check_command(args: list[str]) -> argparse.Namespace:
-    """Parse a stage's ``actionimages`` command with the real parser, so a renamed or removed
-    option fails here (and in tests, which check every stage's commands) rather than mid-demo."""
-    from actionimages.cli import build_parser
-
-    parser = build_parser()
-    parser.exit_on_error = False
-    try:
-        return parser.parse_args(args)
-    except (argparse.ArgumentError, SystemExit) as exc:
-        raise ActionImagesError(
-            f"the demo built a command the CLI rejects: actionimages {' '.join(args)}"
-        ) from exc
-
-
-def _cli(args: list[str], threads: int = 1) -> None:
-    """Run one ``actionimages`` subcommand in a fresh process (isolates torch/accelerate state).
-
-    ``threads`` caps OpenMP/MKL threads: on a small CPU shared with other work, idle-spinning
-    threads made training ~8× slower than one thread (see docs/results/eval.md).
-    """
-    check_command(args)
-    code = "import sys; from actionimages.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, *args]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    print(f"\n$ OMP_NUM_THREADS={threads} actionimages {' '.join(args)}", flush=True)
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        raise ActionImagesError(
-            f"stage command failed (exit {proc.returncode}): actionimages {' '.join(args)}"
-        )
-
-
 class Demo:
-    """The demo's stages; ``runner`` runs one ``actionimages`` command (default: a checked subprocess)."""
+    """The demo's stages. Each stage builds typed :class:`Invocation` s of ``actionimages``
+    subcommands (checked by the real parser when built) and hands them to ``runner``: a fresh
+    process per command by default (isolating torch state), this process in tests."""
 
-    def __init__(self, args: argparse.Namespace, runner: Callable[[list[str], int], None] = _cli) -> None:
+    def __init__(
+        self, args: argparse.Namespace, runner: Callable[[Invocation, int], None] = run_in_subprocess
+    ) -> None:
         self.a = args
         self.runner = runner
         self.out = Path(args.out).resolve()
@@ -84,8 +53,8 @@ class Demo:
         self.tasks = args.task or list(DEFAULT_TASKS)
         self.data = self.out / "data"
 
-    def _run(self, args: list[str]) -> None:
-        self.runner(args, self.a.threads)
+    def _run(self, command: str, *positionals: str | Path, **options: Any) -> None:
+        self.runner(invocation(command, *positionals, **options), self.a.threads)
 
     def done(self, stage: str) -> bool:
         return (self.marks / f"{stage}.json").is_file()
@@ -96,19 +65,24 @@ class Demo:
 
     # ------------------------------------------------------------- stages
     def codec(self) -> None:
-        self._run(["codec", "demo", "--out", str(self.out / "codec"), "--size", "128", "--frames", "21"])
+        self._run("codec demo", out=self.out / "codec", size=128, frames=21)
 
     def collect(self) -> None:
         import shutil
 
-        common = ["--image-size", str(self.a.image_size), "--workers", str(self.a.workers)]
         for split, n in (("train", self.a.episodes), ("test", self.a.heldout_episodes)):
             if (self.data / split).exists():  # an interrupted collection: collect appends, so start over
                 shutil.rmtree(self.data / split)
-            args = ["collect", "--out", str(self.data / split), "--split", split, "--episodes", str(n)]
-            for t in self.tasks:
-                args += ["--task", t]
-            self._run(args + common + ["--seed", str(self.a.seed)])  # splits never share scenes
+            self._run(
+                "collect",
+                out=self.data / split,
+                split=split,
+                episodes=n,
+                task=self.tasks,
+                image_size=self.a.image_size,
+                workers=self.a.workers,
+                seed=self.a.seed,
+            )  # fmt: skip  (splits never share scenes: the seeds come from the split)
 
     def _has_vae(self) -> bool:
         from actionimages.model import get_config
@@ -126,22 +100,19 @@ class Demo:
             print("--vae-steps 0: the world model uses the autoencoder shipped in checkpoints/tiny")
             return
         self._run(
-            ["train-vae", "--config", self.a.config, "--data", str(self.data / "train"),
-             "--out", str(self.out / "vae_run"), "--steps", str(self.a.vae_steps), "--seed", str(self.a.seed)]
+            "train-vae", config=self.a.config, data=self.data / "train", out=self.out / "vae_run",
+            steps=self.a.vae_steps, seed=self.a.seed,
         )  # fmt: skip
 
     def train(self) -> None:
-        args = [
-            "train", "--config", self.a.config, "--data", str(self.data / "train"),
-            "--out", str(self.out / "world_model"), "--steps", str(self.a.train_steps),
-            "--save-every", str(max(1, self.a.train_steps // 3)), "--seed", str(self.a.seed),
-            "--batch-size", str(self.a.batch_size),
-        ]  # fmt: skip
-        if self._trains_vae():
-            args += ["--vae", str(self.out / "vae_run" / "vae")]
-        if (self.out / "world_model" / "checkpoints").is_dir():
-            args.append("--resume")
-        self._run(args)
+        resume = (self.out / "world_model" / "checkpoints").is_dir()
+        self._run(
+            "train", config=self.a.config, data=self.data / "train", out=self.out / "world_model",
+            steps=self.a.train_steps, save_every=max(1, self.a.train_steps // 3), seed=self.a.seed,
+            batch_size=self.a.batch_size,
+            vae=self.out / "vae_run" / "vae" if self._trains_vae() else None,
+            resume=self.out / "world_model" if resume else None,
+        )  # fmt: skip
 
     def baselines(self) -> None:
         minutes = self.a.baseline_minutes
@@ -150,58 +121,50 @@ class Demo:
             minutes = max(0.5, rec["seconds"] / 60.0)
         for kind in baseline_kinds():
             self._run(
-                ["baseline", "train", "--kind", kind, "--data", str(self.data / "train"),
-                 "--out", str(self.out / "baselines" / kind), "--minutes", f"{minutes:.2f}",
-                 "--seed", str(self.a.seed)]
+                "baseline train", kind=kind, data=self.data / "train", out=self.out / "baselines" / kind,
+                minutes=round(minutes, 2), seed=self.a.seed,
             )  # fmt: skip
 
-    def _eval(self, name: str, policy: list[str], split: str, episodes: int, tasks: list[str]) -> None:
+    def _eval(self, name: str, policy: dict[str, Any], split: str, episodes: int) -> None:
         out = self.out / "eval" / f"{name}_{split}"
         if (out / "results.json").is_file():
             return  # finished earlier (resume)
-        args = ["eval", *policy, "--split", split, "--episodes", str(episodes), "--seed", str(self.a.seed)]
-        args += ["--out", str(out), "--workers", str(self.a.workers), "--videos", "2"]
-        args += ["--image-size", str(self.a.image_size), "--label", name]
-        for t in tasks:
-            args += ["--task", t]
-        self._run(args)
+        self._run(
+            "eval", **policy, split=split, episodes=episodes, seed=self.a.seed, out=out,
+            workers=self.a.workers, videos=2, image_size=self.a.image_size, label=name, task=self.tasks,
+        )  # fmt: skip
 
     def eval(self) -> None:
-        model = ["--checkpoint", str(self.out / "world_model"), "--num-steps", str(self.a.num_steps)]
+        model = {"checkpoint": [self.out / "world_model"], "num_steps": self.a.num_steps}
         n = self.a.eval_episodes
         # test (unseen scenes of the training distribution) and unseen cameras at full size; held-out
         # objects smaller.
         for split, eps in (("test", n), ("heldout_cameras", n), ("heldout", max(2, n // 2))):
-            self._eval("action_images", model, split, eps, self.tasks)
+            self._eval("action_images", model, split, eps)
             for kind in baseline_kinds():
-                self._eval(kind, ["--checkpoint", str(self.out / "baselines" / kind)], split, eps, self.tasks)
-        self._eval("expert", ["--policy", "expert"], "test", n, self.tasks)
+                self._eval(kind, {"checkpoint": [self.out / "baselines" / kind]}, split, eps)
+        self._eval("expert", {"policy": "expert"}, "test", n)
         shipped = Path(self.a.shipped) if self.a.shipped else None
         if shipped is not None and (shipped / "config.json").is_file():
-            ckpt = ["--checkpoint", str(shipped), "--num-steps", str(self.a.num_steps)]
             for split in ("test", "heldout_cameras"):
-                self._eval("action_images_shipped", ckpt, split, n, self.tasks)
+                self._eval("action_images_shipped", {**model, "checkpoint": [shipped]}, split, n)
         elif shipped is not None:
             print(f"no shipped checkpoint at {shipped}: skipping its evaluation")
         # The learning curve: success on test at the trainer's kept intermediate checkpoints.
         from actionimages.train.checkpoint import list_checkpoints
 
         for ck in list_checkpoints(self.out / "world_model" / "checkpoints")[:-1]:
-            self._eval(
-                f"action_images_{ck.name}", ["--checkpoint", str(ck), "--num-steps", str(self.a.num_steps)],
-                "test", max(2, n // 2), self.tasks,
-            )  # fmt: skip
+            self._eval(f"action_images_{ck.name}", {**model, "checkpoint": [ck]}, "test", max(2, n // 2))
 
     def generation(self) -> None:
         self._run(
-            ["eval-generation", "--checkpoint", str(self.out / "world_model"),
-             "--data", str(self.data / "test"),
-             "--out", str(self.out / "generation"), "--episodes", str(self.a.generation_episodes),
-             "--num-steps", str(self.a.num_steps), "--seed", str(self.a.seed)]
+            "eval-generation", checkpoint=self.out / "world_model", data=self.data / "test",
+            out=self.out / "generation", episodes=self.a.generation_episodes, num_steps=self.a.num_steps,
+            seed=self.a.seed,
         )  # fmt: skip
 
     def report(self) -> None:
-        self._run(["report", str(self.out)])
+        self._run("report", self.out)
 
     def run(self) -> int:
         chosen = [s for s in STAGES if s not in (self.a.skip or [])]
@@ -233,7 +196,27 @@ def run_demo(args: argparse.Namespace) -> int:
     bad = [s for s in args.skip or [] if s not in STAGES]
     if bad:
         raise ActionImagesError(f"unknown stage(s) {bad}; stages: {list(STAGES)}")
+    check_sizes(args)
     return Demo(args).run()
+
+
+def check_sizes(args: argparse.Namespace) -> None:
+    """Refuse sizes a later stage would reject, before the first stage spends any time."""
+    at_least = {"episodes": 1, "train_steps": 1, "batch_size": 1, "eval_episodes": 1, "num_steps": 1,
+                "workers": 1, "threads": 1, "vae_steps": 0}  # fmt: skip
+    if "generation" not in (args.skip or []):  # its shuffled-action control pairs two episodes
+        at_least |= {"heldout_episodes": 2, "generation_episodes": 2}
+    for name, low in at_least.items():
+        if getattr(args, name) < low:
+            flag = "--" + name.replace("_", "-")
+            why = (
+                " (the generation stage's shuffled-action control needs two)"
+                if name == "heldout_episodes"
+                else ""
+            )
+            raise ActionImagesError(f"{flag} must be at least {low}, got {getattr(args, name)}{why}")
+    if args.baseline_minutes < 0:
+        raise ActionImagesError(f"--baseline-minutes must be >= 0, got {args.baseline_minutes}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -185,6 +185,8 @@ def train_baseline(
     bar.close()
     meta["train_seconds"] = time.perf_counter() - t0
     meta["cpu_seconds"] = time.process_time() - cpu0
+    if running is not None:
+        meta["final_loss"] = round(running, 5)  # the smoothed loss at the last step of this call
     save()
     return meta
 
