@@ -158,7 +158,9 @@ from actionimages.model import build_model
 from actionimages.train import SyntheticSource, TrainConfig, Trainer
 torch.manual_seed(0)
 model = build_model("micro")
-cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0)
+# fp32 on both sides: the test compares the arithmetic of the launch, not bf16 rounding ("auto"
+# resolves to bf16 on a CPU with avx512_bf16)
+cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0, mixed_precision="no")
 tr = Trainer(model, SyntheticSource(model.spec, 8), sys.argv[1], cfg)
 assert tr.acc.num_processes == 2, tr.acc.num_processes
 losses = tr.fit()
@@ -209,7 +211,7 @@ def test_accelerate_config_two_processes_match_one_process_with_double_batch(tmp
     else:
         assert dist["distributed_type"] == "DistributedType.MULTI_CPU" and dist["sharded"] == 0
 
-    single = _trainer(tmp_path / "single", steps=2, batch=4, n=8, save_every=0)
+    single = _trainer(tmp_path / "single", steps=2, batch=4, n=8, save_every=0, mixed_precision="no")
     losses = single.fit()
     assert dist["losses"] == pytest.approx(losses, rel=1e-4, abs=1e-6)
     worst = 0.0
@@ -232,7 +234,8 @@ run, out, stage = sys.argv[1:4]
 def trainer(run, seed, acc=None):
     torch.manual_seed(seed)
     model = build_model("micro")
-    cfg = TrainConfig(steps=4, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=2)
+    cfg = TrainConfig(steps=4, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=2,
+                      mixed_precision="no")  # exact comparisons: fp32 whatever the CPU offers
     return Trainer(model, SyntheticSource(model.spec, 8), run, cfg, accelerator=acc)
 tr = trainer(run, 0 if stage == "first" else 123)
 assert tr.fsdp
@@ -265,7 +268,7 @@ def test_fsdp_checkpoints_resume_exactly_and_load_in_one_process(tmp_path):
 
     from safetensors.torch import load_file
 
-    single = _trainer(tmp_path / "single", steps=4, batch=4, n=8, save_every=2)
+    single = _trainer(tmp_path / "single", steps=4, batch=4, n=8, save_every=2, mixed_precision="no")
     ref = single.fit()
     single_ck = tmp_path / "single" / "checkpoints" / "step-00000002"
     whole, run = tmp_path / "whole", tmp_path / "resumed"
@@ -289,7 +292,7 @@ def test_fsdp_checkpoints_resume_exactly_and_load_in_one_process(tmp_path):
     worst_ema = max((exported[k] - own[k]).abs().max().item() for k in own)
     assert worst_ema < 1e-4
     # one process resumes the FSDP checkpoint of step 2 and trains on as the others did
-    again = _trainer(tmp_path / "again", steps=4, batch=4, n=8, seed=123)
+    again = _trainer(tmp_path / "again", steps=4, batch=4, n=8, seed=123, mixed_precision="no")
     assert again.resume(fsdp_ck) and again.step == 2
     resumed = again.fit()
     assert resumed == pytest.approx(ref[2:], rel=1e-4, abs=1e-6)
@@ -652,6 +655,23 @@ def test_run_state_alone_resumes_exactly_like_the_uninterrupted_run(tmp_path):
     # The newest of checkpoint and state wins; on a tie the full checkpoint.
     again = _trainer(tmp_path / "full", steps=6)
     assert again.resume() and again.resumed_from.name == "step-00000003"
+
+
+def test_a_resume_in_another_precision_says_so_and_records_which_steps_used_which(tmp_path):
+    """``auto`` resolves per machine (bf16 only where the CPU has it), so a run resumed elsewhere can
+    change precision: the resume warns, and state.json keeps [first step, precision] segments."""
+    first = _trainer(tmp_path / "run", steps=6, save_every=3, mixed_precision="no")
+    first.fit()  # the state is written at step 3
+    state = json.loads((tmp_path / "run" / "state" / "state.json").read_text())
+    assert state["precision_segments"] == [[0, "no"]]
+    again = _trainer(tmp_path / "run", steps=9, save_every=3, mixed_precision="bf16")
+    with pytest.warns(
+        RuntimeWarning, match="trained in mixed precision 'no' up to step 3; it continues in 'bf16'"
+    ):
+        assert again.resume()
+    again.fit()
+    state = json.loads((tmp_path / "run" / "state" / "state.json").read_text())
+    assert state["precision_segments"] == [[0, "no"], [3, "bf16"]] and state["mixed_precision"] == "bf16"
 
 
 def test_run_state_fits_its_budget_in_a_lossy_tier_and_resumes_without_a_jump(tmp_path):

@@ -32,7 +32,6 @@ class EpisodeSource(Protocol):
     def episode(self, i: int) -> Episode: ...
 
 
-
 class ClipDataset(Dataset):
     """Training/evaluation clips built by ``builder`` from ``source``.
 

@@ -199,6 +199,15 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
     precision = resolve_mixed_precision(mixed_precision)
+    shared = AcceleratorState._shared_state
+    if (
+        shared
+        and str(shared.get("_mixed_precision", precision)) != precision
+        and PartialState().num_processes == 1
+    ):
+        # accelerate keeps one precision per process and refuses another; in a single process
+        # nothing else holds that state, so a second trainer (a test, a notebook) may choose its own.
+        AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
 
     def wants(engine: str) -> bool:  # what `accelerate launch` asked for, from its config file
@@ -332,6 +341,7 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
             "model_config": model_config,
             "mixed_precision": self.precision,
+            "precision_segments": self._precision_segments(),
             "history": self.history[-1000:],
             "curve": self.curve,
             "cpu_hours": round(self.cpu_hours, 4),
@@ -549,12 +559,29 @@ class Trainer:
             except (ValueError, KeyError) as exc:
                 raise ActionImagesError(f"checkpoint {ck}: the optimizer state does not fit ({exc})") from exc
         torch.set_rng_state(opt_state["torch_rng"])
-        self.step = int(state["step"])
+        self.step = self.resumed_from_step = int(state["step"])
         self.history = list(state.get("history", []))
         self.curve = [list(p) for p in state.get("curve", [])]
         self._cpu_before, self._cpu_t0 = float(state.get("cpu_hours", 0.0)) * 3600.0, time.process_time()
         self.resumed_from = ck
+        earlier = state.get("precision_segments") or [[0, state.get("mixed_precision", "no")]]
+        self.precision_before = [list(seg) for seg in earlier]
+        if earlier[-1][1] != self.precision:  # "auto" resolves per machine: say so where it changes
+            warnings.warn(
+                f"{ck} trained in mixed precision {earlier[-1][1]!r} up to step {self.step}; it continues in "
+                f"{self.precision!r} on this machine (recorded in state.json precision_segments; pass "
+                f"--mixed-precision {earlier[-1][1]} to keep it)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return True
+
+    def _precision_segments(self) -> list[list]:
+        """[[first step, precision], ...]: which precision trained which steps, across resumes."""
+        segments = list(getattr(self, "precision_before", [])) or [[0, self.precision]]
+        if segments[-1][1] != self.precision:
+            segments.append([int(self.resumed_from_step), self.precision])
+        return segments
 
     def _read_checkpoint(self, ck: Path) -> tuple[dict, dict, dict, dict]:
         """Read (and check) everything ``resume`` needs from ``ck``, changing nothing.
