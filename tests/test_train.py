@@ -160,7 +160,8 @@ torch.manual_seed(0)
 model = build_model("micro")
 # fp32 on both sides: the test compares the arithmetic of the launch, not bf16 rounding ("auto"
 # resolves to bf16 on a CPU with avx512_bf16)
-cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0, mixed_precision="no")
+cfg = TrainConfig(steps=2, batch_size=2, lr=3e-3, warmup=5, progress=False, save_every=0,
+                  mixed_precision="no")
 tr = Trainer(model, SyntheticSource(model.spec, 8), sys.argv[1], cfg)
 assert tr.acc.num_processes == 2, tr.acc.num_processes
 losses = tr.fit()
