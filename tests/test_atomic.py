@@ -43,6 +43,26 @@ def test_files_get_the_permissions_of_a_plain_write(tmp_path):
     assert stat.S_IMODE((tmp_path / "atomic").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
+def test_safetensors_files_get_the_permissions_of_a_plain_write(tmp_path):
+    """safetensors' save_file writes its own 0600 temporary and renames it onto the path it is given."""
+    import torch
+    from safetensors.torch import save_file
+
+    plain = tmp_path / "plain"
+    with open(plain, "w") as f:
+        f.write("x")
+    mode = stat.S_IMODE(plain.stat().st_mode)
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"x": torch.zeros(2)}, str(tmp))
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == mode
+    with atomic_dir(tmp_path / "model") as tmp:
+        save_file({"x": torch.zeros(2)}, str(tmp / "w.safetensors"))
+        (tmp / "run.sh").write_text("#!/bin/sh\n")
+        (tmp / "run.sh").chmod(0o755)
+    assert stat.S_IMODE((tmp_path / "model" / "w.safetensors").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "model" / "run.sh").stat().st_mode) == 0o755 | mode  # exec bits kept
+
+
 def test_atomic_path_for_writers_by_path_keeps_the_suffix(tmp_path):
     with atomic_path(tmp_path / "x.npy") as tmp:
         assert tmp.parent == tmp_path and tmp.name.startswith(TMP_PREFIX) and tmp.suffix == ".npy"

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,12 @@ from typing import Any
 
 TMP_PREFIX = ".tmp-"  # every temporary file or directory written here starts with this
 
+# The process's umask, read once at import (os.umask can only read it by setting it; restored at
+# once, before any thread of ours could create a file under the temporary 0).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what a plain open(path, "w") gives a new file
+DIR_MODE = 0o777 & ~_UMASK  # what a plain mkdir gives a new directory
 
 
 def _fsync(path: str | os.PathLike) -> None:
@@ -66,9 +71,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     For libraries that write a file by path. The temporary name ends in ``path``'s suffix (or
     ``suffix``), since some writers choose the format by it (PyAV) or append one otherwise
     (``np.save``). The file has the permissions a plain ``open(path, "w")`` would give
-    (``0o666 & ~umask``; shared datasets stay readable). If the block raises, the temporary file is
-    removed and ``path`` keeps its old content (or stays absent). Missing parent directories are
-    created.
+    (``0o666 & ~umask``; shared datasets stay readable), whatever the writer made it. If the block
+    raises, the temporary file is removed and ``path`` keeps its old content (or stays absent).
+    Missing parent directories are created.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +83,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.close(fd)
     tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600
         yield tmp
+        # again: some writers replace the file rather than write into it (safetensors' save_file
+        # writes its own temporary, 0600, and renames it onto the path)
+        os.chmod(tmp, FILE_MODE)
         _fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
@@ -109,6 +117,16 @@ def write_json_atomic(path: str | os.PathLike, data: Any, **dumps: Any) -> None:
     write_text_atomic(path, json.dumps(data, **dumps))
 
 
+def _plain_file_modes(root: Path) -> None:
+    """Give every regular file under ``root`` at least the permissions of a plain ``open(path, "w")``."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            f = Path(dirpath) / name
+            st = f.lstat()
+            if stat.S_ISREG(st.st_mode) and (st.st_mode | FILE_MODE) != st.st_mode:
+                os.chmod(f, stat.S_IMODE(st.st_mode) | FILE_MODE)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary directory next to ``path``; when the block succeeds, commit it as ``path``.
@@ -117,14 +135,17 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     existing ``path`` is renamed aside first and removed after the new directory is in place, so
     ``path`` always names a complete directory, except between those two renames. If the block
     raises, the temporary directory is removed and ``path`` is untouched. The directory has the
-    permissions of a plain ``mkdir`` (``0o777 & ~umask``); missing parents are created.
+    permissions of a plain ``mkdir`` (``0o777 & ~umask``), and every file in it at least those of a
+    plain ``open(path, "w")`` (writers that make 0600 files, like safetensors' ``save_file``, are
+    widened to ``0o666 & ~umask``; execute bits are kept); missing parents are created.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}.", dir=final.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700
         yield tmp
+        _plain_file_modes(tmp)
         fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
