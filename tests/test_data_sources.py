@@ -86,6 +86,18 @@ def test_rlbench_bad_input(tmp_path):
         (d / "view1" / "camera_params.json").write_text(json.dumps({**params, "intrinsics": bad}))
         with pytest.raises(DataError, match=r"rlbench episode 0.*view1/camera_params\.json.*bad calibration"):
             RLBenchReader(tmp_path).episode(0)
+    K = params["intrinsics"]
+    K = K[0] if isinstance(K[0][0], list) else K
+    for field, bad in (  # JSON true is an int to Python: it would pass as 1.0
+        ("intrinsics", True),
+        ("intrinsics", [[True, 0, K[0][2]], K[1], K[2]]),
+        ("extrinsics", [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, True]]),
+    ):
+        (d / "view1" / "camera_params.json").write_text(json.dumps({**params, field: bad}))
+        with pytest.raises(
+            DataError, match=rf"view1/camera_params\.json: {field} must be numbers.*boolean true"
+        ):
+            RLBenchReader(tmp_path).episode(0)
 
 
 def test_droid_reader(tmp_path):
@@ -130,6 +142,9 @@ def test_droid_bad_input(tmp_path):
     meta = json.loads((d / "metadata.json").read_text())
     (d / "metadata.json").write_text(json.dumps({**meta, "ext1_intrinsics": ["fx", 1, 2, 3]}))
     with pytest.raises(DataError, match="droid episode 0.*ext1: intrinsics must be numbers"):
+        DroidReader(tmp_path).episode(0)
+    (d / "metadata.json").write_text(json.dumps({**meta, "ext1_intrinsics": [300.0, True, 2, 3]}))
+    with pytest.raises(DataError, match="droid episode 0.*ext1: intrinsics must be numbers.*boolean true"):
         DroidReader(tmp_path).episode(0)
 
 

@@ -77,6 +77,16 @@ def read_json(path: Path, where: str) -> Any:
         raise DataError(f"{where}: unreadable {path}: {exc}") from exc
 
 
+def refuse_booleans(value: Any, field: str, where: str) -> None:
+    """Raise :class:`DataError` naming ``field`` if ``value`` (a JSON number or nested list of them)
+    holds a boolean: ``true`` would otherwise become 1.0 (``bool`` is an ``int``) and pass as a number."""
+    if isinstance(value, bool):
+        raise DataError(f"{where}: {field} must be numbers, got the boolean {json.dumps(value)}")
+    if isinstance(value, list | tuple):
+        for v in value:
+            refuse_booleans(v, field, where)
+
+
 def read_instruction(d: Path, fallback: str) -> str:
     """First non-empty line of ``instruction.txt`` / ``lang.txt`` in ``d``, else ``fallback``."""
     for name in ("instruction.txt", "lang.txt"):

@@ -27,7 +27,7 @@ from actionimages.codec.camera import Camera
 from actionimages.codec.poses import euler_to_matrix
 from actionimages.data.episode import Episode
 from actionimages.data.registry import register_source
-from actionimages.data.sources.base import EpisodeDirReader, read_json
+from actionimages.data.sources.base import EpisodeDirReader, read_json, refuse_booleans
 from actionimages.data.video import open_video
 from actionimages.errors import ActionImagesError, DataError
 
@@ -48,6 +48,7 @@ def pose6_to_matrix(pose: np.ndarray) -> np.ndarray:
 
 def intrinsics_matrix(value: object, where: str) -> np.ndarray:
     """[fx, fy, cx, cy] or a 3×3 matrix -> 3×3."""
+    refuse_booleans(value, "intrinsics", where)
     try:
         K = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:  # non-numeric or ragged

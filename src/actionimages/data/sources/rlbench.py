@@ -22,7 +22,7 @@ import numpy as np
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode
 from actionimages.data.registry import register_source
-from actionimages.data.sources.base import EpisodeDirReader, read_instruction, read_json
+from actionimages.data.sources.base import EpisodeDirReader, read_instruction, read_json, refuse_booleans
 from actionimages.data.video import open_video
 from actionimages.errors import ActionImagesError, DataError
 
@@ -49,6 +49,8 @@ def cameras_from_params(
         raise DataError(
             f"{where}: camera_params.json needs 'intrinsics' and 'extrinsics' (missing calibration)"
         )
+    refuse_booleans(params["intrinsics"], "intrinsics", where)
+    refuse_booleans(params["extrinsics"], "extrinsics", where)
     W, H = size
     try:
         K = np.asarray(params["intrinsics"], dtype=np.float64)
