@@ -108,3 +108,91 @@ def test_other_runtime_errors_keep_their_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(collect, "run", run)
     with pytest.raises(RuntimeError, match="a bug"):
         main(_collect(tmp_path / "d"))
+
+
+# ---------------------------------------------------------------- numbers out of range
+
+_EVAL = ["eval", "--task", "reach_target", "--policy", "expert", "--out", "{out}"]
+_TRAIN = ["train", "--config", "micro", "--data", "synthetic:2", "--out", "{out}"]
+_VAE = ["train-vae", "--data", "synthetic:2", "--out", "{out}"]
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (_EVAL + ["--max-steps", "0"], "--max-steps"),
+        (_EVAL + ["--workers", "0"], "--workers"),
+        (_EVAL + ["--workers", "257"], "--workers"),
+        (_EVAL + ["--videos", "-1"], "--videos"),
+        (_EVAL + ["--episodes", "0"], "--episodes"),
+        (_EVAL + ["--threads", "0"], "--threads"),
+        (_EVAL + ["--execute", "0"], "--execute"),
+        (_EVAL + ["--train-cpu-hours", "nan"], "--train-cpu-hours"),
+        (
+            ["ladder", "--task", "reach_target", "--rungs", "expert", "--out", "{out}", "--workers", "0"],
+            "--workers",
+        ),
+        (["collect", "--task", "reach_target", "--out", "{out}", "--episodes", "0"], "--episodes"),
+        (
+            ["collect", "--task", "reach_target", "--episodes", "1", "--out", "{out}", "--workers", "0"],
+            "--workers",
+        ),
+        (
+            ["collect", "--task", "reach_target", "--episodes", "1", "--out", "{out}", "--seed", "-5"],
+            "--seed",
+        ),
+        (_TRAIN + ["--warmup", "-1"], "--warmup"),
+        (_TRAIN + ["--steps", "0"], "--steps"),
+        (_TRAIN + ["--batch-size", "0"], "--batch-size"),
+        (_TRAIN + ["--lr", "0"], "--lr"),
+        (_TRAIN + ["--log-every", "0"], "--log-every"),
+        (_TRAIN + ["--stride", "0"], "--stride"),
+        (_TRAIN + ["--model.transformer.num_layers", "0"], "--model.transformer.num_layers"),
+        (_VAE + ["--steps", "0"], "--steps"),
+        (_VAE + ["--warmup", "-2"], "--warmup"),
+        (["baseline", "train", "--kind", "bc", "--data", "d", "--out", "{out}", "--lr", "-1"], "--lr"),
+        (["plan-memory", "--config", "tiny", "--gpus", "0"], "--gpus"),
+        (["report", "{out}", "--max-videos", "-1"], "--max-videos"),
+    ],
+)
+def test_nonsense_numbers_are_refused_naming_the_flag(argv, flag, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [a.replace("{out}", str(out)) for a in argv]
+    assert main(argv) == 2
+    line = _one_error_line(capsys, " ".join(argv[:2]) if argv[0] == "baseline" else argv[0])
+    assert flag in line
+    assert not out.exists()  # refused before anything is written (collect's meta/info.json, a lock)
+
+
+def test_ranges_parse_bounds_and_optional_values():
+    import argparse
+
+    from actionimages.cli.ranges import float_above, float_range, int_range
+
+    assert int_range(1, 3)("3") == 3 and float_above(0)("1e-3") == 1e-3 and float_range(0, 1)("1") == 1.0
+    for parse, text, message in (
+        (int_range(1, 3), "4", "must be in [1, 3], got 4"),
+        (int_range(0), "-1", "must be >= 0, got -1"),
+        (int_range(0), "1.5", "expected an integer"),
+        (float_above(0), "0", "must be > 0, got 0"),
+        (float_above(0), "inf", "must be > 0, got inf"),
+        (float_range(0, 1), "nan", "must be in [0, 1], got nan"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            parse(text)
+    from actionimages.cli import build_parser
+
+    vae = build_parser()._subparsers._group_actions[0].choices["train-vae"]
+    args = vae.parse_args(["--data", "d", "--out", "o", "--crop-frames", "none", "--crop-size", "0"])
+    assert args.crop_frames is None and args.crop_size == 0  # an optional field still takes none
+
+
+def test_the_model_config_refuses_zero_layers():
+    import dataclasses
+
+    from actionimages.errors import ActionImagesError
+    from actionimages.model.config import get_config
+
+    cfg = get_config("micro")
+    with pytest.raises(ActionImagesError, match="transformer.num_layers must be >= 1, got 0"):
+        dataclasses.replace(cfg, transformer=dataclasses.replace(cfg.transformer, num_layers=0))

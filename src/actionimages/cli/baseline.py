@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from actionimages.cli.ranges import COUNT, float_above, float_at_least
 from actionimages.policy.registry import baseline_kinds
 
 
@@ -45,13 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--kind", choices=baseline_kinds(), required=True)
     t.add_argument("--data", required=True, help="demonstration dataset (LeRobot v3)")
     t.add_argument("--out", required=True, help="run directory (resumed when it holds a checkpoint)")
-    t.add_argument("--minutes", type=float, default=5.0, help="wall-time budget (default 5)")
-    t.add_argument("--max-steps", type=int, help="stop after this many steps instead of the time budget")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--horizon", type=int, default=8, help="poses predicted per chunk (default 8)")
+    t.add_argument("--minutes", type=float_at_least(0), default=5.0, help="wall-time budget (default 5)")
+    t.add_argument("--max-steps", type=COUNT, help="stop after this many steps instead of the time budget")
+    t.add_argument("--batch-size", type=COUNT, default=32)
+    t.add_argument("--lr", type=float_above(0), default=3e-4)
+    t.add_argument("--horizon", type=COUNT, default=8, help="poses predicted per chunk (default 8)")
     t.add_argument("--cameras", nargs="+", help="camera names (default: the dataset's first two)")
-    t.add_argument("--image-size", type=int, default=64, help="bc input size (default 64)")
+    t.add_argument("--image-size", type=COUNT, default=64, help="bc input size (default 64)")
     t.add_argument("--model-config", default="tiny", help="lowdim: world-model config for the backbone")
     t.add_argument(
         "--film",

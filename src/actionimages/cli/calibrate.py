@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionimages.cli.ranges import COUNT
 from actionimages.errors import ActionImagesError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -261,7 +262,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--images", required=True, help="a directory of images or a glob pattern (quote it)")
     i.add_argument("--board", default=DEFAULT_BOARD, help=board_help)
     i.add_argument("--out", required=True, help="intrinsics JSON to write")
-    i.add_argument("--min-views", type=int, default=4, help="images the board must be found in (default 4)")
+    i.add_argument("--min-views", type=COUNT, default=4, help="images the board must be found in (default 4)")
     i.set_defaults(func=run_intrinsics)
 
     e = sub.add_parser(
@@ -298,9 +299,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--camera", action="append", help="fixed camera(s) to check, repeatable or comma-separated"
     )
-    s.add_argument("--poses", type=int, default=16, help="robot poses of the held board (default 16)")
-    s.add_argument("--image-size", type=int, default=512, help="square render size (default 512, max 1024)")
-    s.add_argument("--intrinsic-views", type=int, default=12, help="free-board views per camera (default 12)")
+    s.add_argument("--poses", type=COUNT, default=16, help="robot poses of the held board (default 16)")
+    s.add_argument("--image-size", type=COUNT, default=512, help="square render size (default 512, max 1024)")
+    s.add_argument(
+        "--intrinsic-views", type=COUNT, default=12, help="free-board views per camera (default 12)"
+    )
     s.add_argument("--known-intrinsics", action="store_true", help="use the sim's K instead of step 1")
     s.add_argument("--refine-intrinsics", action="store_true", help="refine K in the bundle adjustment")
     s.add_argument("--board", default=DEFAULT_BOARD, help=board_help)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, WORKERS, float_at_least
 from actionimages.errors import ActionImagesError
 
 
@@ -78,10 +79,6 @@ def run(args: argparse.Namespace) -> int:
     unknown = [c for c in cameras if c not in ALL_CAMERAS]
     if unknown or not cameras:
         raise ActionImagesError(f"unknown cameras {unknown or cameras}; valid cameras: {list(ALL_CAMERAS)}")
-    if args.episodes <= 0:
-        raise ActionImagesError(f"--episodes must be positive, got {args.episodes}")
-    if args.workers <= 0:
-        raise ActionImagesError(f"--workers must be positive, got {args.workers}")
     calibration = file_calibration(args.calibration, cameras, args.image_size) if args.calibration else None
 
     n = args.episodes
@@ -91,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     next_seed = {t: args.seed for t in tasks}
     budget = {t: n if args.keep_failed else max(n, int(args.max_attempts * n)) for t in tasks}
     out = Path(args.out)
-    bar = tqdm(total=n * len(tasks), desc=f"collect {args.split}", unit="ep", disable=args.quiet)
+    # (--episodes, --workers and --seed were range-checked by the parser: nothing is written for nonsense)
     with DatasetWriter(out, fps=1.0 / CONTROL_DT, robot_type="panda") as writer:
+        # the bar starts once the dataset is open: an unwritable --out gives its one error line alone
+        bar = tqdm(total=n * len(tasks), desc=f"collect {args.split}", unit="ep", disable=args.quiet)
         while True:
             jobs = []
             for t in tasks:  # top up each task with fresh seeds for its missing episodes
@@ -155,14 +154,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", action="append", help="task name, comma list or 'all' (repeatable)")
-    p.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
+    p.add_argument("--episodes", type=COUNT, required=True, help="successful episodes per task")
     p.add_argument(
         "--split",
         default="train",
         help="train, test, heldout or heldout_cameras (test: train's distribution, unseen scenes)",
     )
     p.add_argument("--out", required=True, help="dataset directory (created or appended to)")
-    p.add_argument("--image-size", type=int, default=128, help="square image side, 64-512")
+    p.add_argument("--image-size", type=COUNT, default=128, help="square image side, 64-512")
     p.add_argument(
         "--cameras", default=None, help="comma list (default: front,left_shoulder,right_shoulder,overhead)"
     )
@@ -170,9 +169,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calibration",
         help="calibration file (actionimages calibrate) to record instead of the sim's true cameras",
     )
-    p.add_argument("--workers", type=int, default=2, help="parallel processes")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed of each task")
+    p.add_argument("--workers", type=WORKERS, default=2, help="parallel processes")
+    p.add_argument("--seed", type=NONNEGATIVE, default=0, help="first episode seed of each task")
     p.add_argument("--keep-failed", action="store_true", help="also write episodes the expert failed")
-    p.add_argument("--max-attempts", type=float, default=2.0, help="at most this × episodes seeds per task")
+    p.add_argument(
+        "--max-attempts", type=float_at_least(1), default=2.0, help="at most this × episodes seeds per task"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

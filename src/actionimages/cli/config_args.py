@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actionimages.errors import ActionImagesError
@@ -37,8 +38,10 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _scalar_parser(tp: Any, optional: bool):
+def _scalar_parser(tp: Any, optional: bool, ranged: Callable[[str], Any] | None = None):
     base = parse_bool if tp is bool else tp if tp in (int, float, str) else None
+    if base is not None and ranged is not None:
+        base = ranged
     if base is None:
         return None
     if not optional:
@@ -56,15 +59,25 @@ def _flag(name: str) -> str:
 
 
 def add_dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), unset: bool = False
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    unset: bool = False,
+    ranges: Mapping[str, Callable[[str], Any]] | None = None,
 ) -> None:
     """One flag per field of the flat dataclass ``cls``.
 
     Defaults come from the dataclass; with ``unset`` an absent flag is left ``None`` instead, so
     :func:`dataclass_from_flags` can take it from a saved config (a resumed run's) first. A field's
     ``metadata`` may give ``help``, ``choices``, ``metavar`` and ``aliases`` (more flag names).
+    ``ranges`` maps field names to argparse types that parse and bound a scalar field's value
+    (:mod:`actionimages.cli.ranges`), so nonsense is refused when the command line is parsed; an
+    optional field still takes ``none``.
     """
     hints = typing.get_type_hints(cls)
+    unknown = set(ranges or ()) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ActionImagesError(f"ranges for fields {sorted(unknown)} that {cls.__name__} does not have")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
@@ -81,7 +94,7 @@ def add_dataclass_flags(
             elem = typing.get_args(tp)[0]
             parser.add_argument(_flag(f.name), dest=f.name, type=elem, nargs="+", default=shown)
             continue
-        parse = _scalar_parser(tp, optional)
+        parse = _scalar_parser(tp, optional, (ranges or {}).get(f.name))
         if parse is None:
             raise ActionImagesError(f"{cls.__name__}.{f.name}: no command-line form for type {tp!r}")
         meta = dict(f.metadata)

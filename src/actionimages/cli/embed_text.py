@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from actionimages.cli.ranges import COUNT
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,8 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", action="append", default=[], help="dataset directory (repeat for several)")
     p.add_argument("--text", action="append", default=[], help="an extra instruction (repeat)")
     p.add_argument("--out", help="cache directory (default: PRETRAINED/text_cache)")
-    p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-tokens", type=COUNT, default=512)
+    p.add_argument("--batch-size", type=COUNT, default=8)
     p.set_defaults(func=run_embed_text)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from actionimages.cli.policy_args import add_planning_flags, chunk_options, planning_options
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, WORKERS, float_at_least
 from actionimages.errors import ActionImagesError
 from actionimages.policy.registry import cli_kinds
 
@@ -162,23 +163,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="test",
         help="test | heldout | heldout_cameras | train (default test, the headline split)",
     )
-    p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    p.add_argument("--episodes", type=COUNT, default=10, help="episodes per task (default 10)")
     p.add_argument(
         "--seed", type=int, default=0, help="base seed: fixes every episode and the sampling noise"
     )
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--workers", type=WORKERS, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--threads", type=COUNT, help="torch threads per worker (default: cores / workers)")
     add_planning_flags(p)  # --execute --views --num-steps --guidance --mode --decode-tolerance
     p.add_argument(
         "--server",
         help="evaluate a running `actionimages serve` (ws://HOST:PORT) through the thin client",
     )
     p.add_argument("--token", help="the server's token (with --server)")
-    p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
-    p.add_argument("--videos", type=int, default=2, help="rollout videos per task (default 2)")
-    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
-    p.add_argument("--train-step", type=int, help="tag results with this training step (for the report)")
+    p.add_argument("--max-steps", type=COUNT, help="control steps per episode (default: the task's limit)")
+    p.add_argument("--videos", type=NONNEGATIVE, default=2, help="rollout videos per task (default 2)")
+    p.add_argument("--image-size", type=COUNT, default=128, help="sim render size (default 128)")
+    p.add_argument(
+        "--train-step", type=NONNEGATIVE, help="tag results with this training step (for the report)"
+    )
     p.add_argument(
         "--label",
         help="name shown in the report; evaluations of one design at several training budgets "
@@ -186,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--train-cpu-hours",
-        type=float,
+        type=float_at_least(0),
         help="tag results with the training's CPU-hours (default: read from the checkpoint where recorded)",
     )
     p.set_defaults(func=run_eval)
@@ -199,11 +202,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint", required=True, help="world-model checkpoint")
     g.add_argument("--data", required=True, help="held-out dataset (LeRobot v3, as written by collect)")
     g.add_argument("--out", required=True, help="output directory")
-    g.add_argument("--episodes", type=int, default=8, help="episodes to evaluate (default 8)")
-    g.add_argument("--num-steps", type=int, default=8, help="sampling steps (default 8)")
+    g.add_argument("--episodes", type=COUNT, default=8, help="episodes to evaluate (default 8)")
+    g.add_argument("--num-steps", type=COUNT, default=8, help="sampling steps (default 8)")
     g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--views", nargs="+", help="camera names (default: the dataset's first V)")
-    g.add_argument("--stride", type=int, default=1, help="frame stride of the clips (default 1)")
+    g.add_argument("--stride", type=COUNT, default=1, help="frame stride of the clips (default 1)")
     g.add_argument("--weights", help="directory with LPIPS/FVD weights (default $ACTIONIMAGES_WEIGHTS)")
     g.set_defaults(func=run_eval_generation)

@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from actionimages.cli.ranges import float_at_least
 from actionimages.errors import ActionImagesError
 
 DTYPES = ("fp16", "bf16", "fp32")
@@ -84,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="a text file (how the model was made) copied into the folder")
     p.add_argument(
         "--cpu-hours",
-        type=float,
+        type=float_at_least(0),
         help="training CPU-hours to record (default: from the checkpoint's state.json)",
     )
     p.set_defaults(func=run_export)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from actionimages.cli.policy_args import add_planning_flags, planning_options
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, WORKERS
 from actionimages.errors import ActionImagesError
 
 
@@ -32,11 +33,6 @@ def run_ladder_cli(args: argparse.Namespace) -> int:
     tasks = [t.strip() for arg in args.task for t in arg.split(",") if t.strip()]
     rungs = parse_rungs(args.rungs)
     check_tasks_split(tasks, args.split)
-    for name in ("episodes", "workers"):
-        if getattr(args, name) < 1:
-            raise ActionImagesError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.perception_scenes < 0 or args.follow_scenes < 0:
-        raise ActionImagesError("--perception-scenes and --follow-scenes must be >= 0")
     needs_model = [r for r in rungs if r != "expert"]
     perception = args.perception_scenes > 0 or args.follow_scenes > 0
     if (needs_model or perception) and not args.checkpoint:
@@ -110,24 +106,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="world-model checkpoint (model dir, step dir or run)")
     p.add_argument("--task", action="append", required=True, help="task name (repeat, or comma-separate)")
     p.add_argument("--split", default="test", help="sim split (default test)")
-    p.add_argument("--episodes", type=int, default=50, help="episodes per task and rung (default 50)")
+    p.add_argument("--episodes", type=COUNT, default=50, help="episodes per task and rung (default 50)")
     p.add_argument(
         "--rungs", default="expert,codec,autoencoder,model", help="comma-separated rungs (default: all four)"
     )
     p.add_argument("--seed", type=int, default=0, help="base seed: episodes and sampling noise, as in eval")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--workers", type=WORKERS, default=1, help="parallel worker processes (default 1)")
     p.add_argument(
-        "--threads", type=int, help="torch threads per worker (default: $OMP_NUM_THREADS or cores)"
+        "--threads", type=COUNT, help="torch threads per worker (default: $OMP_NUM_THREADS or cores)"
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument(
-        "--perception-scenes", type=int, default=12, help="scenes per task for the VAE check (0: skip)"
+        "--perception-scenes",
+        type=NONNEGATIVE,
+        default=12,
+        help="scenes per task for the VAE check (0: skip)",
     )
     p.add_argument(
-        "--follow-scenes", type=int, default=10, help="reach_target scenes for following (0: skip)"
+        "--follow-scenes", type=NONNEGATIVE, default=10, help="reach_target scenes for following (0: skip)"
     )
     add_planning_flags(p)  # --execute --views --num-steps --guidance --mode --decode-tolerance
-    p.add_argument("--image-size", type=int, default=128, help="sim render size (default 128)")
-    p.add_argument("--max-steps", type=int, help="control steps per episode (default: the task's limit)")
-    p.add_argument("--videos", type=int, default=0, help="rollout videos per task and rung (default 0)")
+    p.add_argument("--image-size", type=COUNT, default=128, help="sim render size (default 128)")
+    p.add_argument("--max-steps", type=COUNT, help="control steps per episode (default: the task's limit)")
+    p.add_argument(
+        "--videos", type=NONNEGATIVE, default=0, help="rollout videos per task and rung (default 0)"
+    )
     p.set_defaults(func=run_ladder_cli)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, float_above
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,12 +16,14 @@ def register(subparsers) -> None:
         "activations from a fitted per-token model (actionimages.model.memory).",
     )
     p.add_argument("--config", required=True, help="model config name (tiny, small, wan2.2-ti2v-5b, ...)")
-    p.add_argument("--batch-size", type=int, default=1, help="per device")
-    p.add_argument("--frames", type=int, help="video frames (1 + 4k); default the config's")
-    p.add_argument("--size", type=int, help="square frame size; default the config's")
-    p.add_argument("--lora-rank", type=int, help="LoRA rank (0: full fine-tune); default the config's")
+    p.add_argument("--batch-size", type=COUNT, default=1, help="per device")
+    p.add_argument("--frames", type=COUNT, help="video frames (1 + 4k); default the config's")
+    p.add_argument("--size", type=COUNT, help="square frame size; default the config's")
+    p.add_argument(
+        "--lora-rank", type=NONNEGATIVE, help="LoRA rank (0: full fine-tune); default the config's"
+    )
     p.add_argument("--zero", type=int, choices=(0, 2, 3), default=0, help="ZeRO/FSDP sharding stage")
-    p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--gpus", type=COUNT, default=1)
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--weights-dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="frozen weights")
     p.add_argument(
@@ -37,11 +41,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--cache-samples",
-        type=int,
+        type=NONNEGATIVE,
         default=0,
         help="training clips the latent cache holds (episodes × --clips-per-episode; host memory)",
     )
-    p.add_argument("--memory-gib", type=float, help="say whether training fits this much per device")
+    p.add_argument("--memory-gib", type=float_above(0), help="say whether training fits this much per device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan_memory)
 

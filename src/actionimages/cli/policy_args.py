@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from actionimages.cli.ranges import COUNT
+
 
 def add_planning_flags(parser: argparse.ArgumentParser) -> None:
     """``--execute``, ``--views``, and one flag per :class:`PlanningConfig` field (``--num-steps``,
@@ -17,7 +19,7 @@ def add_planning_flags(parser: argparse.ArgumentParser) -> None:
     from actionimages.cli.config_args import add_dataclass_flags
     from actionimages.policy.action_images.configuration import PlanningConfig
 
-    parser.add_argument("--execute", type=int, help="k: poses executed per plan (default half the horizon)")
+    parser.add_argument("--execute", type=COUNT, help="k: poses executed per plan (default half the horizon)")
     parser.add_argument("--views", nargs="+", help="camera names fed to the policy (default: the first V)")
     add_dataclass_flags(parser, PlanningConfig)
 

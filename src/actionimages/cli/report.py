@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from actionimages.cli.ranges import NONNEGATIVE
+
 
 def run_report(args: argparse.Namespace) -> int:
     from actionimages.eval.report import build_report
@@ -21,5 +23,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", help="run directory (searched recursively)")
     p.add_argument("--out", help="output HTML path (default RUN_DIR/report.html)")
-    p.add_argument("--max-videos", type=int, default=4, help="videos per evaluation (default 4)")
+    p.add_argument("--max-videos", type=NONNEGATIVE, default=4, help="videos per evaluation (default 4)")
     p.set_defaults(func=run_report)

@@ -7,7 +7,38 @@ import json
 import sys
 from pathlib import Path
 
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, float_above, float_at_least, float_range
 from actionimages.errors import ActionImagesError
+
+# Bounds of the TrainConfig / VAETrainConfig flags, checked when the command line is parsed.
+TRAIN_RANGES = {
+    "steps": COUNT,
+    "batch_size": COUNT,
+    "lr": float_above(0),
+    "weight_decay": float_at_least(0),
+    "warmup": NONNEGATIVE,
+    "grad_clip": float_above(0),
+    "ema_decay": float_range(0, 1),
+    "log_every": COUNT,
+    "save_every": NONNEGATIVE,  # 0: only the final checkpoint
+    "keep": NONNEGATIVE,  # 0: keep every checkpoint
+    "state_mib": float_at_least(0),  # 0: no run state
+}
+VAE_RANGES = {
+    "steps": COUNT,
+    "batch_size": COUNT,
+    "lr": float_above(0),
+    "warmup": NONNEGATIVE,
+    "lr_min_frac": float_range(0, 1),
+    "grad_clip": float_above(0),
+    "kl_weight": float_at_least(0),
+    "action_weight": float_at_least(0),
+    "save_every": NONNEGATIVE,
+    "keep": NONNEGATIVE,
+    "stats_samples": COUNT,
+    "crop_frames": NONNEGATIVE,  # 0 or none: whole clips
+    "crop_size": NONNEGATIVE,  # 0 or none: whole frames
+}
 
 
 def register(subparsers) -> None:
@@ -31,7 +62,9 @@ def register(subparsers) -> None:
         "tiny defaults to the shipped checkpoints/tiny",
     )
     p.add_argument("--pretrained", help="diffusers-format Wan 2.2 folder (for wan2.2-ti2v-5b)")
-    p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank for a pretrained model (0: full)")
+    p.add_argument(
+        "--lora-rank", type=NONNEGATIVE, default=None, help="LoRA rank for a pretrained model (0: full)"
+    )
     p.add_argument("--text-cache", help="embed-text's cache: umT5 embeddings instead of umT5 on the device")
     p.add_argument(
         "--init-from",
@@ -46,7 +79,7 @@ def register(subparsers) -> None:
 
     # Every TrainConfig field is a flag (--steps, --batch-size (per process), --lr, --save-every, ...);
     # with --resume an absent flag keeps the run's own setting (OUT/train_config.json).
-    add_dataclass_flags(p, TrainConfig, unset=True)
+    add_dataclass_flags(p, TrainConfig, unset=True, ranges=TRAIN_RANGES)
     p.add_argument("--no-cache", dest="cache_latents", action="store_false", help="= --no-cache-latents")
     p.add_argument(
         "--resume",
@@ -58,11 +91,11 @@ def register(subparsers) -> None:
         "committed state RUN/state/ (docs/RUNS.md); the model, data and settings are the run's own",
     )
     # Clip settings (default in CLIP_DEFAULTS) are saved in OUT/clip_config.json: --resume keeps them.
-    p.add_argument("--stride", type=int, help="episode frames between clip frames (default 1)")
-    p.add_argument("--clips-per-episode", type=int, help="distinct clips drawn per episode (default 16)")
+    p.add_argument("--stride", type=COUNT, help="episode frames between clip frames (default 1)")
+    p.add_argument("--clips-per-episode", type=COUNT, help="distinct clips drawn per episode (default 16)")
     p.add_argument(
         "--hold-final",
-        type=int,
+        type=NONNEGATIVE,
         metavar="N",
         help="clips may run N frames past an episode's end, the arm holding its last pose (teaches "
         "stopping at the goal; for sim data, whose world stays put after success; default 0)",
@@ -81,10 +114,12 @@ def register(subparsers) -> None:
     v.add_argument("--out", required=True)
     from actionimages.train.vae import VAETrainConfig
 
-    add_dataclass_flags(v, VAETrainConfig)  # --steps, --batch-size, --lr, --crop-frames (0/none: whole), ...
+    add_dataclass_flags(
+        v, VAETrainConfig, ranges=VAE_RANGES
+    )  # --steps, --batch-size, --lr, --crop-frames (0/none: whole), ...
     v.add_argument("--resume", action="store_true")
-    v.add_argument("--stride", type=int, default=1)
-    v.add_argument("--clips-per-episode", type=int, default=16)
+    v.add_argument("--stride", type=COUNT, default=1)
+    v.add_argument("--clips-per-episode", type=COUNT, default=16)
     v.set_defaults(func=run_train_vae)
 
 
@@ -122,8 +157,20 @@ def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
     return settings
 
 
+def config_with_overrides(cfg, overrides: dict):
+    """``cfg`` with the ``--model.*`` overrides applied; a config they make invalid is an error naming
+    the flags given (the config's own check names the field)."""
+    from actionimages.cli.config_args import apply_overrides
+
+    try:
+        return apply_overrides(cfg, overrides)
+    except ActionImagesError as exc:
+        given = " ".join(f"--model.{k} {v}" for k, v in overrides.items())
+        raise ActionImagesError(f"config {cfg.name!r} with {given}: {exc}") from exc
+
+
 def run_train(args: argparse.Namespace) -> int:
-    from actionimages.cli.config_args import apply_overrides, dataclass_from_flags, overrides_from_flags
+    from actionimages.cli.config_args import dataclass_from_flags, overrides_from_flags
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_training_source
@@ -145,7 +192,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.data = record["data"]
         print(f"note: training on the run's own data, {args.data}", file=sys.stderr)
     overrides = overrides_from_flags(args, "model")
-    cfg = apply_overrides(get_config(args.config), overrides)
+    cfg = config_with_overrides(get_config(args.config), overrides)
     if record is not None and not args.init_from and not args.pretrained:
         # The run's own architecture (a fresh clone has no other record of its --model flags).
         from actionimages.model.config import ModelConfig
@@ -222,7 +269,6 @@ def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None 
     An override that changes a tensor's shape or the set of tensors is an error naming them (the
     weights would otherwise be partly random).
     """
-    from actionimages.cli.config_args import apply_overrides
     from actionimages.model import build_model, load_model
     from actionimages.model.io import state_dict_mismatch
     from actionimages.train.checkpoint import resolve_model_dir
@@ -234,7 +280,7 @@ def model_to_fine_tune(checkpoint: str, overrides: dict, text_cache: str | None 
         return model
     if model.spec.text.kind == "umt5":
         raise ActionImagesError("--init-from a umT5 (Wan 2.2) model takes no --model.* overrides")
-    tuned = build_model(apply_overrides(model.spec, overrides))
+    tuned = build_model(config_with_overrides(model.spec, overrides))
     have = model.state_dict()
     missing, unexpected, reshaped = state_dict_mismatch(tuned.state_dict(), have)
     if missing or unexpected or reshaped:

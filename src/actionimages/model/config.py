@@ -171,6 +171,11 @@ class ModelConfig:
             raise ActionImagesError(f"text.kind must be 'hashed' or 'umt5', got {self.text.kind!r}")
         if self.num_views < 1:
             raise ActionImagesError(f"num_views must be >= 1, got {self.num_views}")
+        for name in ("num_layers", "num_attention_heads", "attention_head_dim", "ffn_dim", "freq_dim"):
+            if getattr(tr, name) < 1:  # 0 layers: a model that learns nothing, trained for hours
+                raise ActionImagesError(f"transformer.{name} must be >= 1, got {getattr(tr, name)}")
+        if self.height < 1 or self.width < 1:
+            raise ActionImagesError(f"height and width must be >= 1, got {self.height}×{self.width}")
         # The VAE keeps 1 + 4k frames; other counts would silently lose frames.
         if self.num_frames < 1 or (self.num_frames - 1) % lat.temporal:
             raise ActionImagesError(f"num_frames must be 1 + {lat.temporal}k, got {self.num_frames}")

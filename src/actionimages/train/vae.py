@@ -60,6 +60,13 @@ class VAETrainConfig:
     crop_frames: int | None = 5
     crop_size: int | None = 32
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "stats_samples"):
+            if getattr(self, name) < 1:  # steps 0 would write an untrained VAE as if trained
+                raise ActionImagesError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ActionImagesError(f"lr must be positive, got {self.lr}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
