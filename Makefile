@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e clients/python
 	$(PY) -m pip install -q -e ".[dev]" "torch==2.13.0"
+	# openpi's own client, for the wire-compatibility test; --no-deps: its numpy<2 pin is not a need
+	$(PY) -m pip install -q --no-deps "openpi-client==0.1.2"
 	@$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} installed; expected 2.13.0')"
 	@touch $(STAMP)
 

@@ -62,20 +62,84 @@ def test_wire_format_round_trip_and_refusals():
         unpackb(pickled)
 
 
-def test_server_gives_the_in_process_actions_seed_for_seed(server, tmp_path):
+def test_wire_format_is_openpis_both_ways():
+    """openpi_client.msgpack_numpy (installed from PyPI) reads our arrays and we read its arrays."""
+    openpi = pytest.importorskip("openpi_client.msgpack_numpy")
+    msg = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "g": np.float64(2.5),
+        "nested": {"b": np.ones(2, bool)},
+    }
+    theirs = openpi.unpackb(packb(msg))
+    assert isinstance(theirs["a"], np.ndarray) and theirs["a"].dtype == np.float32
+    np.testing.assert_array_equal(theirs["a"], msg["a"])
+    assert theirs["g"] == 2.5 and theirs["nested"]["b"].tolist() == [True, True]
+    ours = unpackb(openpi.packb(msg))
+    np.testing.assert_array_equal(ours["a"], msg["a"])
+    assert ours["g"] == 2.5 and ours["nested"]["b"].dtype == bool
+    # protocol 1's string keys are still read
+    old = msgpack.packb({"x": {"__ndarray__": True, "data": b"\x01\x02", "dtype": "|u1", "shape": [2]}})
+    assert unpackb(old)["x"].tolist() == [1, 2]
+
+
+def test_openpis_own_client_runs_an_episode_against_the_server(server):
+    """openpi's WebsocketClientPolicy, unchanged, drives a short sim episode through our server and
+    gets the plans our own client gets for the same episode and seed."""
+    openpi = pytest.importorskip("openpi_client.websocket_client_policy")
+    policy = openpi.WebsocketClientPolicy(host=f"ws://127.0.0.1:{server.port}")
+    meta = policy.get_server_metadata()
+    assert meta["server"] == "actionimages" and meta["horizon"] >= 2
+    env = sim.make_env("reach_target", split="test", seed=3, image_size=64)
+    obs, _ = env.reset(seed=3)
+    first = None
+    for _ in range(2):  # two plans, executing k poses of each
+        cams = {
+            n: {"image": obs["images"][n], "K": c["K"], "cam_to_world": c["cam_to_world"]}
+            for n, c in obs["cameras"].items()
+        }
+        req = {"episode_id": "openpi-1", "instruction": obs["instruction"], "ee_pose": obs["ee_pose"],
+               "cameras": cams, "seed": 3}  # fmt: skip
+        reply = policy.infer(req)
+        assert "error" not in reply, reply
+        assert isinstance(reply["actions"], np.ndarray) and reply["actions"].shape[1] == 7
+        first = reply if first is None else first
+        for pose in reply["actions"][: meta["default_execute"]]:
+            obs, *_ = env.step(pose)
+    env.close()
+    ours = WebsocketPolicy("127.0.0.1", server.port)
+    ours.reset(episode_id="ours-1", seed=3)
+    env = sim.make_env("reach_target", split="test", seed=3, image_size=64)
+    obs0, _ = env.reset(seed=3)
+    env.close()
+    cams = {n: {"K": c["K"], "cam_to_world": c["cam_to_world"]} for n, c in obs0["cameras"].items()}
+    again = ours.infer(ours.request(obs0["images"], cams, obs0["ee_pose"], obs0["instruction"]))
+    np.testing.assert_array_equal(again["actions"], first["actions"])
+    ours.close()
+
+
+@pytest.mark.parametrize("seed", [0, 7741])
+def test_server_gives_the_in_process_actions_seed_for_seed(server, tmp_path, seed):
+    """The server was started with --seed 0; ``eval --server --seed S`` still samples what an
+    in-process ``eval --seed S`` samples, because the client sends the episode and base seeds."""
     from actionimages.eval.runner import PolicySpec, evaluate
 
-    common = dict(tasks=["reach_target"], split="test", episodes=2, seed=0, max_steps=6, image_size=64)
+    common = dict(tasks=["reach_target"], split="test", episodes=2, seed=seed, max_steps=6, image_size=64)
     local = evaluate(
-        PolicySpec("action_images", str(SHIPPED), {"num_steps": 2, "seed": 0}), out=tmp_path / "a", **common
+        PolicySpec("action_images", str(SHIPPED), {"num_steps": 2, "seed": seed}),
+        out=tmp_path / "a",
+        **common,
     )
     url = f"ws://127.0.0.1:{server.port}"
-    remote = evaluate(PolicySpec("server", None, {"url": url}), out=tmp_path / "b", **common)
+    remote = evaluate(
+        PolicySpec("server", None, {"url": url, "seed": seed, "token": "t"}), out=tmp_path / "b", **common
+    )
     for ea, eb in zip(local["episodes"], remote["episodes"], strict=True):
         assert ea["success"] == eb["success"] and ea["steps"] == eb["steps"]
         ta, tb = np.load(ea["trajectory"]), np.load(eb["trajectory"])
         np.testing.assert_array_equal(ta["actions"], tb["actions"])  # the very same targets
     assert remote["tasks"]["reach_target"]["replans"] == local["tasks"]["reach_target"]["replans"]
+    assert remote["policy"]["options"]["token"] == "<redacted>"  # no secret in results.json
+    assert '"t"' not in (tmp_path / "b" / "results.json").read_text()
 
 
 def test_bad_requests_get_named_errors_and_the_connection_stays_usable(server):
@@ -99,6 +163,14 @@ def test_bad_requests_get_named_errors_and_the_connection_stays_usable(server):
         cases.append((r, "too_large"))
         r = {k: v for k, v in good.items() if k != "instruction"}
         cases.append((r, "missing_field"))
+        r = dict(good, ee_pose=np.array([50.0, 0, 0.3, np.pi, 0, 0, 1]))  # 50 m away: mm read as m?
+        cases.append((r, "outside_workspace"))
+        r = dict(
+            good,
+            cameras={k: dict(v, image=np.zeros((2, 2, 3), np.uint8)) for k, v in good["cameras"].items()},
+        )
+        cases.append((r, "bad_image_size"))
+        cases.append((dict(good, rotation="rodrigues"), "bad_request"))
         for req, code in cases:
             with pytest.raises(ServerError) as err:
                 client.infer(req)
@@ -113,6 +185,109 @@ def test_bad_requests_get_named_errors_and_the_connection_stays_usable(server):
             set(out["action_images"]) == set(out["views"]) and out["action_images"]["front"].dtype == np.uint8
         )
         assert {"preprocess", "text", "denoise", "decode", "codec", "total"} <= set(out["timing"])
+
+
+def _geodesic(e0: np.ndarray, e1: np.ndarray) -> float:
+    from actionimages.codec.poses import euler_to_matrix
+
+    r = euler_to_matrix(np.asarray(e1)) @ euler_to_matrix(np.asarray(e0)).T
+    return float(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
+
+
+def test_plans_are_continuous_in_euler_and_in_the_rotation_forms_on_request(server):
+    """At the top-down home pose rx sits at +-pi: the reply's Euler angles never jump by more than
+    the true rotation change, and quaternions / matrices describe the same rotations continuously."""
+    from actionimages.codec.poses import euler_to_matrix, quat_to_matrix
+
+    good = _request()
+    for flip in (1.0, -1.0):  # the robot may report rx as +pi or as -pi
+        pose = np.array(good["ee_pose"], dtype=np.float64)
+        pose[3] = flip * abs(pose[3])
+        with WebsocketPolicy("127.0.0.1", server.port) as client:
+            q = client.infer(dict(good, ee_pose=pose, rotation="quaternion", episode_id=f"q{flip}"))
+            m = client.infer(dict(good, ee_pose=pose, rotation="matrix", episode_id=f"m{flip}"))
+        eulers = np.vstack([pose[3:6], q["actions"][:, 3:6]])
+        for a, b in zip(eulers[:-1], eulers[1:], strict=True):
+            assert np.abs(b - a).max() <= 2 * _geodesic(a, b) + 1e-6, (a, b)
+        np.testing.assert_allclose(
+            quat_to_matrix(q["rotations"]), euler_to_matrix(q["actions"][:, 3:6]), atol=1e-9
+        )
+        np.testing.assert_allclose(m["rotations"], euler_to_matrix(m["actions"][:, 3:6]), atol=1e-9)
+        assert np.all(np.sum(q["rotations"][1:] * q["rotations"][:-1], axis=1) >= 0)  # no sign flips
+
+
+def test_the_executor_never_wraps_a_target_across_pi():
+    from actionimages_client import ChunkExecutor
+
+    current = np.array([0.5, 0, 0.3, np.pi - 0.01, 0, 0, 1.0])
+    plan = np.array([[0.5, 0, 0.3, a, 0, 0, 1.0] for a in (np.pi - 0.005, -np.pi + 0.005, -np.pi + 0.02)])
+    for options in ({}, {"ensemble": 0.1}, {"max_step_rad": 0.5}):
+        ex = ChunkExecutor(3, 3, **options)
+        ex.load(plan, np.ones(3, bool), current)
+        targets = [ex.pop()[0] for _ in range(3)]
+        rx = [current[3]] + [t[3] for t in targets]
+        assert np.all(np.abs(np.diff(rx)) < 0.05), (options, rx)  # never a 2*pi jump
+        assert abs(rx[-1] - (np.pi + 0.02)) < 1e-9  # -pi + 0.02, one turn on: the same rotation
+
+
+def test_the_client_reconnects_after_a_restart_and_holds_when_the_server_is_gone(server):
+    from actionimages_client import ConnectionLost
+
+    from actionimages.model import load_model
+    from actionimages.serve import PolicyServer
+
+    model = load_model(SHIPPED)
+    first = PolicyServer(model, port=0, num_steps=1)
+    _, stop = first.run_in_thread()
+    port = first.port
+    client = WebsocketPolicy("127.0.0.1", port, reconnects=4, timeout=30)
+    req = _request()
+    assert client.infer(req)["actions"].shape == (4, 7)
+    stop()  # the server restarts on the same port: the client reconnects and asks again
+    second = PolicyServer(model, port=port, num_steps=1)
+    _, stop = second.run_in_thread()
+    assert client.infer(req)["actions"].shape == (4, 7) and second.served == 1
+    stop()  # now it is gone for good
+    client.reconnects = 1
+    with pytest.raises(ConnectionLost, match="cannot reach"):
+        client.infer(req)
+    client.reset(episode_id="held")
+    images = {n: c["image"] for n, c in req["cameras"].items()}
+    held = client.act(images, req["cameras"], req["ee_pose"], req["instruction"])
+    np.testing.assert_array_equal(held, np.asarray(req["ee_pose"], dtype=np.float64)[:7])  # holds, no raise
+    assert client.holds == 1
+    client.hold_on_failure = False
+    with pytest.raises(ConnectionLost):
+        client.act(images, req["cameras"], req["ee_pose"], req["instruction"])
+    client.close()
+
+
+def test_the_executor_keeps_targets_in_the_workspace_and_the_gripper_range():
+    from actionimages_client import ChunkExecutor
+
+    current = np.array([0.5, 0, 0.3, np.pi, 0, 0, 1.0])
+    plan = np.array([[0.5, 0, 0.3, np.pi, 0, 0, 1.4], [5.0, -9, 0.3, np.pi, 0, 0, -0.2]])
+    ex = ChunkExecutor(2, 2, workspace=([0, -0.5, 0], [1, 0.5, 1]), gripper=(0.0, 1.0))
+    ex.load(plan, np.ones(2, bool), current)
+    first, second = ex.pop()[0], ex.pop()[0]
+    assert first[6] == 1.0 and second[6] == 0.0
+    np.testing.assert_array_equal(second[:3], [1.0, -0.5, 0.3])
+    with pytest.raises(ValueError, match="workspace"):
+        ChunkExecutor(2, 2, workspace=([1, 0, 0], [0, 1, 1]))
+
+
+def test_serve_refuses_a_busy_port_before_loading_the_model(capsys):
+    import socket
+
+    from actionimages.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--checkpoint", "does/not/exist", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0]  # not the missing checkpoint
 
 
 def test_several_clients_and_a_disconnect_mid_inference(server):

@@ -3,11 +3,12 @@ executor (shared with the in-process policies). Depends on numpy, msgpack and we
 
 from actionimages_client.chunking import ChunkExecutor
 from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, WireError, packb, unpackb
-from actionimages_client.websocket_policy import ServerError, WebsocketPolicy
+from actionimages_client.websocket_policy import ConnectionLost, ServerError, WebsocketPolicy
 
 __all__ = [
     "PROTOCOL_VERSION",
     "ChunkExecutor",
+    "ConnectionLost",
     "ServerError",
     "WebsocketPolicy",
     "WireError",

@@ -1,7 +1,10 @@
 """Receding-horizon execution of action chunks, shared by the in-process policies and the client.
 
 A plan gives N future absolute poses (N, 7) ``[x, y, z, rx, ry, rz, openness]`` (Euler angles
-extrinsic xyz, radians) with validity (N,). The executor runs the first ``execute`` of them, each
+extrinsic xyz, radians) with validity (N,). Targets come out *unwrapped*: each Euler angle within
+π of the previous target's (the first plan's: of the current pose), so a controller that
+interpolates Euler angles never spins the wrist a full turn where an angle crosses ±π (at the
+top-down pose rx does, within one plan). The executor runs the first ``execute`` of them, each
 for ``repeat`` control steps, then asks for a new plan. An invalid or non-finite pose ends the
 executed prefix (the poses after it were planned from a state the robot will not reach); a plan
 whose first pose is unusable holds the current pose for one step, so the next step replans.
@@ -10,6 +13,8 @@ Options for a real robot (all off by default, so in-process evaluation is unchan
 
 - ``max_step_m`` / ``max_step_rad``: each target moves at most this far (translation) and turns
   at most this much (rotation angle) from the previous target;
+- ``workspace``: ``(low xyz, high xyz)``: every target's position is clipped into this box;
+- ``gripper``: ``(low, high)``: every target's openness is clipped into this range;
 - ``ensemble``: temporal ensembling of overlapping chunks (as in ACT): the target for a step is the
   weighted mean of every stored plan's pose for that step, weight ``exp(-ensemble · age)`` with
   age 0 for the oldest plan (positions and openness averaged, rotations averaged and projected back
@@ -22,6 +27,11 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+
+# The embedded benchmark's tool box (sim/env.py WORKSPACE_LOW/HIGH) widened by 0.25 m: an arm's reach
+# in its base frame. A pose outside it is a unit or frame mistake (mm for m, camera for base).
+DEFAULT_WORKSPACE = ((-0.10, -0.75, -0.22), (1.10, 0.75, 0.95))
+DEFAULT_CONTROL_HZ = 10.0  # the rate the demonstrations were recorded at (sim/env.py CONTROL_DT)
 
 
 # ------------------------------------------------------------------ rotations (numpy only)
@@ -43,6 +53,26 @@ def matrix_to_euler(r: np.ndarray) -> np.ndarray:
     else:  # gimbal lock: put the whole yaw into c
         a, c = 0.0, np.arctan2(-r[0, 1], r[1, 1])
     return np.array([a, b, c])
+
+
+def nearest_angles(euler: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Euler angles (..., 3) shifted by whole turns to lie within π of ``reference`` (3,): the
+    same rotation, written continuously with ``reference``."""
+    euler, reference = np.asarray(euler, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    return reference + (euler - reference + np.pi) % (2 * np.pi) - np.pi
+
+
+def unwrap_plan(poses: np.ndarray, reference_pose: np.ndarray) -> np.ndarray:
+    """Poses (N, 7) with each pose's Euler angles within π of the previous pose's, the first's
+    within π of ``reference_pose`` (7,) (the current pose): the same rotations, never a 2π jump.
+    Non-finite poses are left as they are (and skipped as references)."""
+    out = np.array(poses, dtype=np.float64, copy=True)
+    previous = np.asarray(reference_pose, dtype=np.float64)[3:6]
+    for j in range(len(out)):
+        if np.all(np.isfinite(out[j, 3:6])) and np.all(np.isfinite(previous)):
+            out[j, 3:6] = nearest_angles(out[j, 3:6], previous)
+            previous = out[j, 3:6]
+    return out
 
 
 def _rotvec(r: np.ndarray) -> np.ndarray:
@@ -97,6 +127,16 @@ def limit_step(previous: np.ndarray, target: np.ndarray, max_m: float | None, ma
     return out
 
 
+def _box(box: Any, dims: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        low, high = (np.asarray(b, dtype=np.float64).reshape(dims) for b in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (low, high) with {dims} value(s) each, got {box!r}") from None
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low <= high)):
+        raise ValueError(f"{name} needs finite low <= high, got {box!r}")
+    return low, high
+
+
 # ------------------------------------------------------------------ the executor
 class ChunkExecutor:
     """The queue of targets between replanning calls.
@@ -107,6 +147,8 @@ class ChunkExecutor:
         repeat: control steps per pose (the data's frame stride; 1 for the sim's data).
         max_step_m, max_step_rad: per-step limits (None: off).
         ensemble: temporal-ensembling rate (None: off; 0: plain mean of overlapping plans).
+        workspace: ``(low (3,), high (3,))`` box for the targets' positions (None: off).
+        gripper: ``(low, high)`` range for the targets' openness (None: off).
     """
 
     def __init__(
@@ -117,6 +159,8 @@ class ChunkExecutor:
         max_step_m: float | None = None,
         max_step_rad: float | None = None,
         ensemble: float | None = None,
+        workspace: tuple[Any, Any] | None = None,
+        gripper: tuple[float, float] | None = None,
     ) -> None:
         if horizon < 1:
             raise ValueError(f"a chunk needs at least 1 pose, got horizon {horizon}")
@@ -129,6 +173,8 @@ class ChunkExecutor:
                 raise ValueError(f"{name} must be a positive number (ensemble: >= 0) or None, got {v}")
         self.execute, self.horizon, self.repeat = int(execute), int(horizon), int(repeat)
         self.max_step_m, self.max_step_rad, self.ensemble = max_step_m, max_step_rad, ensemble
+        self.workspace = None if workspace is None else _box(workspace, 3, "workspace")
+        self.gripper = None if gripper is None else _box(gripper, 1, "gripper")
         self._queue: deque[tuple[np.ndarray, Any]] = deque()
         self._last: np.ndarray | None = None  # the previous target (for the step limits)
         self._step = 0  # control steps executed (for ensembling)
@@ -137,6 +183,11 @@ class ChunkExecutor:
     def reset(self) -> None:
         self._queue.clear()
         self._last, self._step, self._plans = None, 0, []
+
+    @property
+    def last_target(self) -> np.ndarray | None:
+        """The previous target (7,), or None before the first."""
+        return None if self._last is None else self._last.copy()
 
     @property
     def empty(self) -> bool:
@@ -157,6 +208,7 @@ class ChunkExecutor:
         if poses.ndim != 2 or poses.shape[1] != 7 or valid.shape != poses.shape[:1]:
             raise ValueError(f"a chunk is poses (N, 7) with valid (N,), got {poses.shape} and {valid.shape}")
         self._queue.clear()
+        poses = unwrap_plan(poses, self._last if self._last is not None else current_pose)
         n = 0
         for j in range(min(self.execute, len(poses))):
             if not valid[j] or not np.all(np.isfinite(poses[j])):
@@ -201,6 +253,15 @@ class ChunkExecutor:
             target = self._ensembled(target)
         if (self.max_step_m is not None or self.max_step_rad is not None) and self._last is not None:
             target = limit_step(self._last, target, self.max_step_m, self.max_step_rad)
+        if self._last is not None:  # ensembling and limits return angles in (-π, π]: keep continuity
+            target = target.copy()
+            target[3:6] = nearest_angles(target[3:6], self._last[3:6])
+        if self.workspace is not None:
+            target = target.copy()
+            target[:3] = np.clip(target[:3], *self.workspace)
+        if self.gripper is not None:
+            target = target.copy()
+            target[6] = float(np.clip(target[6], self.gripper[0][0], self.gripper[1][0]))
         self._last = target[:7].copy()
         self._step += 1
         return target, tag

@@ -1,9 +1,11 @@
-"""The wire format: msgpack with numpy arrays, in the convention openpi's client uses.
+"""The wire format: msgpack with numpy arrays, in openpi's convention (``openpi_client.msgpack_numpy``).
 
-An array travels as the map ``{"__ndarray__": True, "data": <raw bytes>, "dtype": <numpy dtype
-str, e.g. "<f4">, "shape": [..]}``; a numpy scalar as ``{"__npgeneric__": True, "data": <value>,
-"dtype": ..}``. Only bool, integer and float dtypes are accepted (never object, void or complex),
-and nothing is ever unpickled: a message is data, not code.
+An array travels as the map ``{b"__ndarray__": True, b"data": <raw bytes>, b"dtype": <numpy dtype
+str, e.g. "<f4">, b"shape": [..]}``; a numpy scalar as ``{b"__npgeneric__": True, b"data": <value>,
+b"dtype": ..}``. The keys are msgpack *bytes*, as openpi writes and reads them, so openpi's own
+client and server read our arrays and we read theirs; maps with the same keys as strings (protocol
+1, and clients in languages without a bytes type) are read too. Only bool, integer and float dtypes
+are accepted (never object, void or complex), and nothing is ever unpickled: a message is data.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 import msgpack
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: openpi's bytes keys for arrays (1: the same maps with string keys)
+READABLE_VERSIONS = (1, 2)
 _KINDS = "biuf"  # bool, signed, unsigned, float
+_MARKERS = {b"__ndarray__", b"__npgeneric__", "__ndarray__", "__npgeneric__"}
 
 
 class WireError(ValueError):
@@ -26,17 +30,20 @@ def _pack(obj: Any) -> Any:
         raise WireError(f"unsupported dtype {obj.dtype} on the wire (bool, int, uint, float only)")
     if isinstance(obj, np.ndarray):
         return {
-            "__ndarray__": True,
-            "data": np.ascontiguousarray(obj).tobytes(),
-            "dtype": obj.dtype.str,
-            "shape": list(obj.shape),
+            b"__ndarray__": True,
+            b"data": np.ascontiguousarray(obj).tobytes(),
+            b"dtype": obj.dtype.str,
+            b"shape": list(obj.shape),
         }
     if isinstance(obj, np.generic):
-        return {"__npgeneric__": True, "data": obj.item(), "dtype": obj.dtype.str}
+        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
     return obj
 
 
 def _unpack(obj: dict) -> Any:
+    if not _MARKERS.intersection(obj):
+        return obj
+    obj = {k.decode("ascii", "replace") if isinstance(k, bytes) else k: v for k, v in obj.items()}
     if obj.get("__ndarray__") is True:
         try:
             dtype = np.dtype(obj["dtype"])

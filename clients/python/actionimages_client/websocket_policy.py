@@ -6,13 +6,21 @@
     target = policy.act(images, cameras, ee_pose, instruction)   # (7,) absolute target
 
 ``act`` runs the shared :class:`~actionimages_client.chunking.ChunkExecutor`: k poses of each plan,
-then a new plan; optional temporal ensembling and per-step limits; ``dry_run`` logs the targets and
-returns the current pose instead, for a first run next to a real robot.
+then a new plan; optional temporal ensembling and per-step limits; every target inside the
+workspace box and the gripper range; ``dry_run`` logs the targets and returns the current pose
+instead, for a first run next to a real robot.
+
+Failures are the client's own exceptions: :class:`ServerError` for an error frame (the connection
+stays usable), :class:`ConnectionLost` when the server cannot be reached after ``reconnects``
+attempts with exponential backoff. When no plan arrives in time, ``act`` holds the last target
+(``hold_on_failure``, default on) and tries again at the next step, rather than raising in the
+middle of a motion.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -21,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from actionimages_client.chunking import ChunkExecutor
-from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, packb, unpackb
+from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, READABLE_VERSIONS, packb, unpackb
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,10 @@ class ServerError(RuntimeError):
         self.code, self.message = code, message
 
 
+class ConnectionLost(ConnectionError):
+    """The server could not be reached (or stopped answering) after every reconnection attempt."""
+
+
 class WebsocketPolicy:
     """Client of one policy server.
 
@@ -42,8 +54,15 @@ class WebsocketPolicy:
         token: the server's token, when it was started with one (sent as ``Authorization: Bearer``).
         execute: k poses executed per plan in :meth:`act` (default: the server's default k).
         ensemble, max_step_m, max_step_rad: :class:`ChunkExecutor` options for :meth:`act`.
+        workspace: ``(low xyz, high xyz)`` metres: targets are clipped into it (default: the server's
+            announced workspace; None: no box).
+        gripper: ``(low, high)`` openness range targets are clipped into (default 0..1).
         dry_run: :meth:`act` logs each target and returns the current pose instead.
         timeout: seconds to wait for the connection and for each answer.
+        reconnects: attempts to reconnect (backoff 0.5, 1, 2, ... s, at most 8 s) before
+            :class:`ConnectionLost`.
+        hold_on_failure: :meth:`act` returns the last target when no plan arrives (a timeout or a
+            lost connection) instead of raising; ``holds`` counts such steps.
     """
 
     def __init__(
@@ -57,43 +76,111 @@ class WebsocketPolicy:
         max_step_rad: float | None = None,
         dry_run: bool = False,
         timeout: float = 60.0,
+        workspace: Any = "server",
+        gripper: tuple[float, float] | None = (0.0, 1.0),
+        reconnects: int = 5,
+        hold_on_failure: bool = True,
     ) -> None:
+        if ":" in host and not host.startswith(("ws://", "wss://", "[")):
+            host = f"[{host}]"  # an IPv6 address
         self.uri = host if host.startswith("ws://") or host.startswith("wss://") else f"ws://{host}:{port}"
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._headers = {"Authorization": f"Bearer {token}"} if token else None
         self.timeout = float(timeout)
-        self._ws = connect(self.uri, additional_headers=headers, max_size=None, open_timeout=timeout)
-        self.metadata: dict[str, Any] = unpackb(self._ws.recv(timeout=timeout))
-        if self.metadata.get("protocol_version") != PROTOCOL_VERSION:
-            raise ServerError(
-                "protocol",
-                f"server speaks protocol {self.metadata.get('protocol_version')}, client {PROTOCOL_VERSION}",
-            )
+        self.reconnects, self.hold_on_failure = int(reconnects), bool(hold_on_failure)
+        self._ws: Any = None
+        self._connect_with_backoff()
         horizon = int(self.metadata["horizon"])
         k = int(execute) if execute is not None else int(self.metadata["default_execute"])
-        self.executor = ChunkExecutor(k, horizon, 1, max_step_m, max_step_rad, ensemble)
+        if isinstance(workspace, str) and workspace == "server":
+            box = self.metadata.get("workspace")
+            workspace = None if not box else (box["low"], box["high"])
+        self.executor = ChunkExecutor(
+            k, horizon, 1, max_step_m, max_step_rad, ensemble, workspace=workspace, gripper=gripper
+        )
+        self.holds = 0
         self.dry_run = bool(dry_run)
         self.episode_id: str = uuid.uuid4().hex
         self.seed: int | None = None
+        self.base_seed: int | None = None
         self.last: dict[str, Any] | None = None
         self.dry_log: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ connection
+    def _connect(self) -> None:
+        self._ws = connect(
+            self.uri, additional_headers=self._headers, max_size=None, open_timeout=self.timeout
+        )
+        metadata = unpackb(self._ws.recv(timeout=self.timeout))
+        if metadata.get("protocol_version") not in READABLE_VERSIONS:
+            raise ServerError(
+                "protocol",
+                f"server speaks protocol {metadata.get('protocol_version')}, client {PROTOCOL_VERSION}",
+            )
+        self.metadata: dict[str, Any] = metadata
+
+    def _connect_with_backoff(self) -> None:
+        """(Re)connect, retrying ``reconnects`` times with exponential backoff; the server's
+        per-connection episode state starts afresh (its plan counter and noise seed with it)."""
+        self.close()
+        delay, last = 0.5, None
+        for attempt in range(self.reconnects + 1):
+            try:
+                self._connect()
+                return
+            except ServerError:
+                raise
+            except (OSError, TimeoutError, ConnectionClosed) as exc:  # refused, reset, DNS, handshake
+                last = exc
+                if attempt < self.reconnects:
+                    log.warning("cannot reach %s (%s); retrying in %.1f s", self.uri, exc, delay)
+                    time.sleep(delay)
+                    delay = min(8.0, delay * 2)
+        raise ConnectionLost(
+            f"cannot reach the policy server at {self.uri} after {self.reconnects + 1} tries: {last}"
+        )
 
     # ------------------------------------------------------------------ raw protocol
     def infer(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request (see docs/DEPLOY.md) and return the server's answer.
 
-        Raises :class:`ServerError` on an error frame (the connection stays usable)."""
-        self._ws.send(packb(request))
-        reply = unpackb(self._ws.recv(timeout=self.timeout))
+        Raises :class:`ServerError` on an error frame (the connection stays usable) and
+        :class:`ConnectionLost` when the server is gone and does not come back. A dropped
+        connection (a server restart) is reopened and the request sent again; a request that gets
+        no answer within ``timeout`` closes the connection (its late answer must not be taken for
+        the next one's) and raises :class:`ConnectionLost`."""
+        if self._ws is None:
+            self._connect_with_backoff()
+        try:
+            self._ws.send(packb(request))
+            raw = self._ws.recv(timeout=self.timeout)
+        except ConnectionClosed:
+            log.warning("the connection to %s dropped; reconnecting", self.uri)
+            self._connect_with_backoff()
+            try:
+                self._ws.send(packb(request))
+                raw = self._ws.recv(timeout=self.timeout)
+            except (ConnectionClosed, TimeoutError, OSError) as exc:
+                self.close()
+                raise ConnectionLost(f"the policy server at {self.uri} stopped answering: {exc}") from exc
+        except TimeoutError as exc:
+            self.close()
+            raise ConnectionLost(f"no answer from {self.uri} within {self.timeout:g} s") from exc
+        except OSError as exc:
+            self.close()
+            raise ConnectionLost(f"the connection to {self.uri} failed: {exc}") from exc
+        reply = unpackb(raw)
         if "error" in reply:
             err = reply["error"]
             raise ServerError(str(err.get("code", "error")), str(err.get("message", "")))
         return reply
 
     def close(self) -> None:
-        try:
-            self._ws.close()
-        except ConnectionClosed:
-            pass
+        ws, self._ws = getattr(self, "_ws", None), None
+        if ws is not None:
+            try:
+                ws.close()
+            except (ConnectionClosed, OSError):
+                pass
 
     def __enter__(self) -> WebsocketPolicy:
         return self
@@ -102,10 +189,14 @@ class WebsocketPolicy:
         self.close()
 
     # ------------------------------------------------------------------ closed loop
-    def reset(self, episode_id: str | None = None, seed: int | None = None) -> None:
-        """Start an episode (a new id resets the server's state for it)."""
+    def reset(
+        self, episode_id: str | None = None, seed: int | None = None, base_seed: int | None = None
+    ) -> None:
+        """Start an episode (a new id resets the server's state for it); ``seed`` and ``base_seed``
+        (the episode's and the noise's, as ``eval --seed`` derives them) make the server's plans
+        those of an in-process evaluation; by default the server uses 0 and its ``--seed``."""
         self.episode_id = episode_id or uuid.uuid4().hex
-        self.seed = seed
+        self.seed, self.base_seed = seed, base_seed
         self.executor.reset()
         self.dry_log = []
 
@@ -136,6 +227,8 @@ class WebsocketPolicy:
         }
         if self.seed is not None:
             req["seed"] = int(self.seed)
+        if self.base_seed is not None:
+            req["base_seed"] = int(self.base_seed)
         return req
 
     def act(
@@ -145,9 +238,20 @@ class WebsocketPolicy:
         ee_pose: np.ndarray,
         instruction: str,
     ) -> np.ndarray:
-        """The next absolute target (7,); asks the server for a new plan when the last one is used up."""
+        """The next absolute target (7,); asks the server for a new plan when the last one is used up.
+
+        With ``hold_on_failure`` a plan that does not arrive (:class:`ConnectionLost`) holds the last
+        target (or the current pose) for this step; the next step asks again."""
         if self.executor.empty:
-            self.last = self.infer(self.request(images, cameras, ee_pose, instruction))
+            try:
+                self.last = self.infer(self.request(images, cameras, ee_pose, instruction))
+            except ConnectionLost as exc:
+                if not self.hold_on_failure:
+                    raise
+                self.holds += 1
+                log.warning("no plan (%s): holding the last target", exc)
+                held = self.executor.last_target
+                return (held if held is not None else np.asarray(ee_pose, dtype=np.float64)[:7]).copy()
             self.executor.load(self.last["actions"], self.last["valid"], ee_pose)
         target, _ = self.executor.pop()
         if self.dry_run:

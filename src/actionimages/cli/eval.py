@@ -27,7 +27,7 @@ def _policy_spec(args: argparse.Namespace, checkpoint: str | None) -> tuple[Any,
     if getattr(args, "server", None):
         if checkpoint or args.policy:
             raise ActionImagesError("--server takes no --checkpoint or --policy: the server holds the model")
-        options: dict[str, Any] = {"url": args.server, "token": args.token}
+        options: dict[str, Any] = {"url": args.server, "token": args.token, "seed": args.seed}
         if args.execute is not None:
             options["execute"] = args.execute
         return PolicySpec("server", None, options), extra

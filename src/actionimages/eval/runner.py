@@ -29,6 +29,9 @@ from actionimages.policy.base import Policy
 DEFAULT_MAX_STEPS = 200
 
 
+SECRET_OPTIONS = ("token",)
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """A picklable recipe for building a policy inside a worker process.
@@ -44,7 +47,9 @@ class PolicySpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "checkpoint": self.checkpoint, "options": dict(self.options)}
+        # results.json is shared and published: a secret never goes into it
+        options = {k: ("<redacted>" if k in SECRET_OPTIONS and v else v) for k, v in self.options.items()}
+        return {"kind": self.kind, "checkpoint": self.checkpoint, "options": options}
 
 
 def build_policy(spec: PolicySpec) -> Policy:

@@ -24,6 +24,7 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
+from actionimages_client.chunking import DEFAULT_CONTROL_HZ, DEFAULT_WORKSPACE, unwrap_plan
 from actionimages_client.msgpack_numpy import PROTOCOL_VERSION, WireError, packb, unpackb
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -35,7 +36,10 @@ from actionimages.errors import ActionImagesError
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-REQUEST_FIELDS = {"episode_id", "instruction", "ee_pose", "cameras", "return_images", "seed"}
+REQUEST_FIELDS = {
+    "episode_id", "instruction", "ee_pose", "cameras", "return_images", "seed", "base_seed", "rotation",
+}  # fmt: skip
+ROTATION_FORMS = ("euler", "quaternion", "matrix")  # "rotation": what the reply's "rotations" holds
 CAMERA_FIELDS = {"image", "K", "cam_to_world"}
 DEFAULT_MAX_MESSAGE = 64 * 2**20  # bytes: 8 uint8 1080p views fit
 
@@ -98,10 +102,50 @@ def _camera(name: str, cam: dict[str, Any], img: np.ndarray, calibration: Mappin
         raise RequestError("bad_calibration", f"camera {name!r}: {exc}") from exc
 
 
+def _workspace(box: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if box is None:
+        return None
+    try:
+        low, high = (np.asarray(b, dtype=np.float64).reshape(3) for b in box)
+    except (TypeError, ValueError) as exc:
+        raise ActionImagesError(f"workspace must be (low xyz, high xyz) in metres, got {box!r}") from exc
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+        raise ActionImagesError(f"workspace needs finite low < high on every axis, got {box!r}")
+    return low, high
+
+
+def continuous_rotations(euler: np.ndarray, reference: np.ndarray, form: str) -> np.ndarray:
+    """A plan's rotations (N, 3) Euler as (N, 3, 3) matrices or (N, 4) xyzw quaternions, each
+    quaternion's sign chosen nearest the previous one's (the first: the current pose's), since
+    q and -q are one rotation and a sign flip would be a jump to an interpolating controller."""
+    from actionimages.codec.poses import euler_to_matrix, euler_to_quat
+
+    finite = np.all(np.isfinite(euler), axis=-1)
+    safe = np.where(finite[:, None], euler, 0.0)
+    if form == "matrix":
+        out = euler_to_matrix(safe)
+        out[~finite] = np.nan
+        return out
+    quats, previous = euler_to_quat(safe), euler_to_quat(np.asarray(reference, dtype=np.float64))
+    for j in range(len(quats)):
+        if not finite[j]:
+            quats[j] = np.nan
+            continue
+        if float(quats[j] @ previous) < 0:
+            quats[j] = -quats[j]
+        previous = quats[j]
+    return quats
+
+
 def parse_request(
     req: Any, num_views: int, calibration: Mapping[str, Camera] | None = None
-) -> tuple[dict[str, Any], str, int | None, bool]:
-    """A wire request -> (policy observation, episode id, seed or None, return_images).
+) -> tuple[dict[str, Any], str, dict[str, int | None], dict[str, Any]]:
+    """A wire request -> (policy observation, episode id, seeds, reply options).
+
+    ``seeds`` is ``{"seed": the episode seed, "base_seed": the noise base seed}``, each None when
+    the request leaves it to the server (0 and ``serve --seed``); ``eval --server`` sends both,
+    so a remote evaluation draws the very noise an in-process one does. ``reply options`` are
+    ``{"return_images": bool, "rotation": "euler" | "quaternion" | "matrix"}``.
 
     The observation is what the in-process policies take: ``{"images": {cam: uint8 (H, W, 3)},
     "cameras": {cam: Camera}, "ee_pose": (7,), "instruction": str}``. A request camera without ``K``
@@ -133,9 +177,13 @@ def parse_request(
         pose7 = to_euler_actions(pose.astype(np.float64)[None])[0]
     except ActionImagesError as exc:
         raise RequestError("bad_request", f"ee_pose: {exc}") from exc
-    seed = req.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise RequestError("bad_request", "seed must be an integer")
+    rotation = req.get("rotation", "euler")
+    if rotation not in ROTATION_FORMS:
+        raise RequestError("bad_request", f"rotation must be one of {list(ROTATION_FORMS)}, got {rotation!r}")
+    seeds = {key: req.get(key) for key in ("seed", "base_seed")}
+    for key, value in seeds.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise RequestError("bad_request", f"{key} must be an integer")
     cams = req["cameras"]
     if not isinstance(cams, dict) or not cams:
         raise RequestError("bad_request", "cameras must be a non-empty map {name: {image, K, cam_to_world}}")
@@ -156,7 +204,8 @@ def parse_request(
         cameras[name] = _camera(name, cam, img, calibration or {})
         images[name] = img
     obs = {"images": images, "cameras": cameras, "ee_pose": pose7, "instruction": req["instruction"]}
-    return obs, str(episode), seed, bool(req.get("return_images", False))
+    reply_options = {"return_images": bool(req.get("return_images", False)), "rotation": rotation}
+    return obs, str(episode), seeds, reply_options
 
 
 class PolicyServer:
@@ -169,10 +218,14 @@ class PolicyServer:
             registered kind (``build_policy(kind, checkpoint)``; ``policy_options`` must then be
             empty). Each episode plans with its own :meth:`~ChunkedPolicy.fresh` copy.
         host, port: where to listen (127.0.0.1 by default; another host needs ``token``).
-        token: clients must send ``Authorization: Bearer <token>``.
+        token: clients must send ``Authorization: Bearer <token>`` (or openpi's ``Api-Key <token>``).
         max_message_bytes: larger requests get a ``too_large`` error frame.
         calibration: ``{camera name: Camera}`` (:func:`~actionimages.calibrate.load_calibration`):
             request cameras that send no ``K`` / ``cam_to_world`` take them from here.
+        workspace: ``(low (3,), high (3,))`` metres in the robot base frame: a request whose
+            ``ee_pose`` lies outside gets an ``outside_workspace`` error frame (None: no check).
+        control_hz: the control rate a plan's poses assume (one pose per control step),
+            announced in the metadata.
         **policy_options: :class:`~actionimages.policy.action_images.policy.ActionImagePolicy`
             options (``num_steps``, ``guidance``, ``seed``, ``execute``, ``views``, ``mode``).
     """
@@ -186,6 +239,8 @@ class PolicyServer:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
         checkpoint: str = "",
         calibration: Mapping[str, Camera] | None = None,
+        workspace: tuple[Any, Any] | None = DEFAULT_WORKSPACE,
+        control_hz: float = DEFAULT_CONTROL_HZ,
         **policy_options: Any,
     ) -> None:
         if host not in LOCAL_HOSTS and not token:
@@ -194,6 +249,9 @@ class PolicyServer:
                 "your robot; pass --token (or bind 127.0.0.1)"
             )
         self.host, self.port, self.token = host, int(port), token
+        self.workspace = _workspace(workspace)
+        if not (np.isfinite(control_hz) and control_hz > 0):
+            raise ActionImagesError(f"control_hz must be a positive number, got {control_hz}")
         self.max_message_bytes = int(max_message_bytes)
         self.calibration = dict(calibration or {})
         from actionimages.policy.base import ChunkedPolicy
@@ -211,6 +269,7 @@ class PolicyServer:
         self._new_policy = probe.fresh
         info = probe.serving_info()  # kind, model_config, num_views, image_size
         self.num_views = int(info["num_views"])
+        self.image_size = tuple(int(v) for v in info["image_size"])  # (H, W) the model reads
         self.metadata = {
             "protocol_version": PROTOCOL_VERSION,
             "server": "actionimages",
@@ -226,10 +285,17 @@ class PolicyServer:
                 "format": "[x, y, z, rx, ry, rz, openness]: metres, Euler xyz (extrinsic) radians",
                 "ee_pose_input": "7 values as above, or 8: [x, y, z, qx, qy, qz, qw, openness]",
                 "openness": "0 closed .. 1 open",
+                "continuity": "Euler angles unwrapped along the plan from the request's ee_pose (each "
+                "within pi of the previous); request 'rotation': 'quaternion' (xyzw, sign-continuous) "
+                "or 'matrix' for the same rotations in 'rotations'",
             },
             "request_fields": sorted(REQUEST_FIELDS),
             "calibrated_cameras": sorted(self.calibration),  # these may omit K and cam_to_world
             "max_message_bytes": self.max_message_bytes,
+            "control_hz": float(control_hz),  # one planned pose per control step at this rate
+            "workspace": None
+            if self.workspace is None
+            else {"low": list(self.workspace[0]), "high": list(self.workspace[1])},
         }
         self._lock = threading.Lock()  # one inference at a time: the model is not re-entrant
         self.clients = 0
@@ -248,10 +314,13 @@ class PolicyServer:
             req = unpackb(message)
         except WireError as exc:
             raise RequestError("bad_message", str(exc)) from exc
-        obs, episode, seed, return_images = parse_request(req, self.num_views, self.calibration)
+        obs, episode, seeds, reply_options = parse_request(req, self.num_views, self.calibration)
+        self._check_safe(obs)
         if state.get("episode") != episode:  # a new episode: fresh plan counter and seed
             policy = self._new_policy()
-            policy.set_seed(seed if seed is not None else 0)
+            if seeds["base_seed"] is not None and hasattr(policy, "base_seed"):  # sampling policies
+                policy.base_seed = int(seeds["base_seed"])
+            policy.set_seed(seeds["seed"] if seeds["seed"] is not None else 0)
             policy.reset(obs)
             state.update(episode=episode, policy=policy)
         policy = state["policy"]
@@ -261,15 +330,20 @@ class PolicyServer:
             except ActionImagesError as exc:
                 raise RequestError("bad_request", str(exc)) from exc
         plan = getattr(policy, "last_plan", None) or {}
+        actions = unwrap_plan(np.asarray(chunk.poses, dtype=np.float64), obs["ee_pose"])
         reply: dict[str, Any] = {
             "episode_id": episode,
             "replan": policy.stats()["replans"],
-            "actions": np.asarray(chunk.poses, dtype=np.float64),
+            "actions": actions,
             "valid": np.asarray(chunk.valid, dtype=bool),
             "views": list(plan["views"]),
             "timing": {k: float(v) for k, v in plan.get("timing", {}).items()},
         }
-        if return_images and "action_images" in plan:  # policies that plan in action images
+        if reply_options["rotation"] != "euler":
+            reply["rotations"] = continuous_rotations(
+                actions[:, 3:6], obs["ee_pose"][3:6], reply_options["rotation"]
+            )
+        if reply_options["return_images"] and "action_images" in plan:  # policies that plan in action images
             reply["action_images"] = {
                 v: (np.clip(im, 0, 1) * 255).round().astype(np.uint8)
                 for v, im in plan["action_images"].items()
@@ -277,13 +351,35 @@ class PolicyServer:
         self.served += 1
         return reply
 
+    def _check_safe(self, obs: dict[str, Any]) -> None:
+        """Refuse to plan from a pose outside the workspace or from images smaller than the model's."""
+        if self.workspace is not None:
+            low, high = self.workspace
+            pos = np.asarray(obs["ee_pose"][:3], dtype=np.float64)
+            if np.any(pos < low) or np.any(pos > high):
+                raise RequestError(
+                    "outside_workspace",
+                    f"ee_pose position {np.round(pos, 3).tolist()} m is outside the workspace "
+                    f"{low.tolist()}..{high.tolist()} (serve --workspace): a unit or frame mistake?",
+                )
+        h, w = self.image_size
+        for name, img in obs["images"].items():
+            if img.shape[0] < h or img.shape[1] < w:
+                raise RequestError(
+                    "bad_image_size",
+                    f"camera {name!r} sends {img.shape[1]}x{img.shape[0]} pixels; the model reads {w}x{h} "
+                    "(metadata image_size [H, W]), and a smaller image cannot be upsampled into a scene",
+                )
+
     # ---------------------------------------------------------------- websocket
     def _authorised(self, connection: ServerConnection, request: Any) -> Any:
         if not self.token:
             return None
-        got = request.headers.get("Authorization", "")
-        if hmac.compare_digest(got.encode(), f"Bearer {self.token}".encode()):
-            return None
+        got = request.headers.get("Authorization", "").encode()
+        # "Bearer" is ours; "Api-Key" is what openpi's WebsocketClientPolicy(api_key=...) sends.
+        for scheme in ("Bearer", "Api-Key"):
+            if hmac.compare_digest(got, f"{scheme} {self.token}".encode()):
+                return None
         return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -25,10 +25,17 @@ class RemotePolicy(ChunkedPolicy):
         token: its token, if it has one.
         execute: k (default: the server's default).
         timeout: seconds per answer.
+        seed: the noise base seed sent with each episode (``eval --seed``), so the server samples
+            what an in-process evaluation with that seed samples; None: the server's ``--seed``.
     """
 
     def __init__(
-        self, url: str, token: str | None = None, execute: int | None = None, timeout: float = 120.0
+        self,
+        url: str,
+        token: str | None = None,
+        execute: int | None = None,
+        timeout: float = 120.0,
+        seed: int | None = None,
     ):
         from actionimages_client import WebsocketPolicy
 
@@ -43,6 +50,7 @@ class RemotePolicy(ChunkedPolicy):
         # the client's own executor: one executor per remote policy, as on a robot
         super().__init__(self.client.executor.execute, int(meta["horizon"]), executor=self.client.executor)
         self.url = url
+        self.base_seed = None if seed is None else int(seed)
         self._seed: int | None = None
 
     def set_seed(self, seed: int) -> None:
@@ -50,7 +58,7 @@ class RemotePolicy(ChunkedPolicy):
 
     def reset(self, obs: dict[str, Any]) -> None:
         super().reset(obs)
-        self.client.reset(seed=self._seed)
+        self.client.reset(seed=self._seed, base_seed=self.base_seed)
 
     def plan_chunk(self, obs: dict[str, Any]) -> Chunk:
         cams = {n: as_camera(c) for n, c in obs["cameras"].items()}
