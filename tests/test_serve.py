@@ -262,6 +262,29 @@ def test_the_client_reconnects_after_a_restart_and_holds_when_the_server_is_gone
     client.close()
 
 
+def test_the_prefetching_loop_asks_early_and_drops_the_poses_whose_time_passed(server):
+    """With prefetch the next request goes out while a target is still queued; a plan that
+    arrives one step after its observation starts one pose in; the loop waits only when empty."""
+    import time as _time
+
+    req = _request()
+    images = {n: c["image"] for n, c in req["cameras"].items()}
+    with WebsocketPolicy("127.0.0.1", server.port, prefetch=True) as client:
+        client.reset(episode_id="prefetch", seed=0)
+        assert client.executor.execute == 2 and client.prefetch_at == 1
+        first = client.act(images, req["cameras"], req["ee_pose"], req["instruction"])
+        assert client.waits == 1 and client.executor.remaining == 1  # the first plan: nothing to run yet
+        np.testing.assert_allclose(first[:3], client.last["actions"][0][:3])
+        client.act(images, req["cameras"], req["ee_pose"], req["instruction"])  # asks, runs the queue
+        assert client._pending is not None and client.executor.remaining == 0
+        while not client._pending[0].done():
+            _time.sleep(0.01)
+        third = client.act(images, req["cameras"], req["ee_pose"], req["instruction"])
+        assert client.dropped == 1 and client.waits == 1 and client.last["replan"] == 2
+        np.testing.assert_allclose(third[:3], client.last["actions"][1][:3])  # pose 0's time had passed
+        assert set(client.timing) == {"pack", "round_trip", "unpack"}
+
+
 def test_the_executor_keeps_targets_in_the_workspace_and_the_gripper_range():
     from actionimages_client import ChunkExecutor
 

@@ -185,6 +185,16 @@ class ChunkExecutor:
         self._last, self._step, self._plans = None, 0, []
 
     @property
+    def steps(self) -> int:
+        """Control steps executed since :meth:`reset` (the clock a late plan is aligned to)."""
+        return self._step
+
+    @property
+    def remaining(self) -> int:
+        """Targets left in the queue before a new plan is needed."""
+        return len(self._queue)
+
+    @property
     def last_target(self) -> np.ndarray | None:
         """The previous target (7,), or None before the first."""
         return None if self._last is None else self._last.copy()

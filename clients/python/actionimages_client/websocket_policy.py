@@ -10,6 +10,13 @@ then a new plan; optional temporal ensembling and per-step limits; every target 
 workspace box and the gripper range; ``dry_run`` logs the targets and returns the current pose
 instead, for a first run next to a real robot.
 
+With ``prefetch=True`` the loop never waits on a plan it could have asked for earlier: the next
+request goes out (in a background thread) while the current chunk still has ``prefetch_at``
+targets to run, and when its plan arrives the poses whose time passed during inference (one per
+control step executed since the request's observation) are dropped before the rest replace the
+queue, blended with the old plan by the executor's ``ensemble`` when that is on. The plan's poses
+are one control step apart at the server's ``control_hz``; ``act`` must then be called at that rate.
+
 Failures are the client's own exceptions: :class:`ServerError` for an error frame (the connection
 stays usable), :class:`ConnectionLost` when the server cannot be reached after ``reconnects``
 attempts with exponential backoff. When no plan arrives in time, ``act`` holds the last target
@@ -22,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -63,6 +71,9 @@ class WebsocketPolicy:
             :class:`ConnectionLost`.
         hold_on_failure: :meth:`act` returns the last target when no plan arrives (a timeout or a
             lost connection) instead of raising; ``holds`` counts such steps.
+        prefetch: request the next plan while the current chunk runs (see the module legend).
+        prefetch_at: targets left in the queue when the next request goes out (default: half of
+            k, at least 1); set it to the inference latency in control steps.
     """
 
     def __init__(
@@ -80,6 +91,8 @@ class WebsocketPolicy:
         gripper: tuple[float, float] | None = (0.0, 1.0),
         reconnects: int = 5,
         hold_on_failure: bool = True,
+        prefetch: bool = False,
+        prefetch_at: int | None = None,
     ) -> None:
         if ":" in host and not host.startswith(("ws://", "wss://", "[")):
             host = f"[{host}]"  # an IPv6 address
@@ -98,6 +111,15 @@ class WebsocketPolicy:
             k, horizon, 1, max_step_m, max_step_rad, ensemble, workspace=workspace, gripper=gripper
         )
         self.holds = 0
+        self.timing: dict[str, float] = {}  # the last request's client-side seconds (see infer)
+        self.prefetch = bool(prefetch)
+        self.prefetch_at = max(1, k // 2) if prefetch_at is None else int(prefetch_at)
+        if self.prefetch_at < 0:
+            raise ValueError(f"prefetch_at must be >= 0, got {prefetch_at}")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[Future, int] | None = None  # (the request in flight, its step)
+        self.dropped = 0  # planned poses dropped because their time passed during inference
+        self.waits = 0  # steps that had to wait for a plan (nothing left to execute)
         self.dry_run = bool(dry_run)
         self.episode_id: str = uuid.uuid4().hex
         self.seed: int | None = None
@@ -150,8 +172,11 @@ class WebsocketPolicy:
         the next one's) and raises :class:`ConnectionLost`."""
         if self._ws is None:
             self._connect_with_backoff()
+        t0 = time.perf_counter()
+        message = packb(request)
+        t1 = time.perf_counter()
         try:
-            self._ws.send(packb(request))
+            self._ws.send(message)
             raw = self._ws.recv(timeout=self.timeout)
         except ConnectionClosed:
             log.warning("the connection to %s dropped; reconnecting", self.uri)
@@ -168,13 +193,21 @@ class WebsocketPolicy:
         except OSError as exc:
             self.close()
             raise ConnectionLost(f"the connection to {self.uri} failed: {exc}") from exc
+        t2 = time.perf_counter()
         reply = unpackb(raw)
+        # where a plan's time goes, client side: packing, the round trip (the server's own share is
+        # reply["timing"]["total"]; the rest is the wire), unpacking
+        self.timing = {"pack": t1 - t0, "round_trip": t2 - t1, "unpack": time.perf_counter() - t2}
         if "error" in reply:
             err = reply["error"]
             raise ServerError(str(err.get("code", "error")), str(err.get("message", "")))
         return reply
 
     def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pending = None, None
         ws, self._ws = getattr(self, "_ws", None), None
         if ws is not None:
             try:
@@ -195,6 +228,12 @@ class WebsocketPolicy:
         """Start an episode (a new id resets the server's state for it); ``seed`` and ``base_seed``
         (the episode's and the noise's, as ``eval --seed`` derives them) make the server's plans
         those of an in-process evaluation; by default the server uses 0 and its ``--seed``."""
+        if getattr(self, "_pending", None) is not None:  # a plan for the last episode: never executed
+            try:
+                self._pending[0].result(timeout=self.timeout)
+            except Exception:  # noqa: BLE001 - its failure belongs to the episode that asked
+                pass
+            self._pending = None
         self.episode_id = episode_id or uuid.uuid4().hex
         self.seed, self.base_seed = seed, base_seed
         self.executor.reset()
@@ -242,6 +281,8 @@ class WebsocketPolicy:
 
         With ``hold_on_failure`` a plan that does not arrive (:class:`ConnectionLost`) holds the last
         target (or the current pose) for this step; the next step asks again."""
+        if self.prefetch:
+            return self._act_prefetching(images, cameras, ee_pose, instruction)
         if self.executor.empty:
             try:
                 self.last = self.infer(self.request(images, cameras, ee_pose, instruction))
@@ -253,6 +294,51 @@ class WebsocketPolicy:
                 held = self.executor.last_target
                 return (held if held is not None else np.asarray(ee_pose, dtype=np.float64)[:7]).copy()
             self.executor.load(self.last["actions"], self.last["valid"], ee_pose)
+        target, _ = self.executor.pop()
+        if self.dry_run:
+            log.info("dry run: target %s not sent", np.round(target, 4).tolist())
+            self.dry_log.append(target)
+            return np.asarray(ee_pose, dtype=np.float64)[:7].copy()
+        return target
+
+    def _hold(self, ee_pose: np.ndarray, exc: Exception) -> np.ndarray:
+        if not self.hold_on_failure:
+            raise exc
+        self.holds += 1
+        log.warning("no plan (%s): holding the last target", exc)
+        held = self.executor.last_target
+        return (held if held is not None else np.asarray(ee_pose, dtype=np.float64)[:7]).copy()
+
+    def _act_prefetching(
+        self,
+        images: dict[str, np.ndarray],
+        cameras: dict[str, dict[str, np.ndarray]] | None,
+        ee_pose: np.ndarray,
+        instruction: str,
+    ) -> np.ndarray:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="actionimages-plan")
+        if self._pending is None and self.executor.remaining <= self.prefetch_at:
+            request = self.request(images, cameras, ee_pose, instruction)
+            self._pending = (self._pool.submit(self.infer, request), self.executor.steps)
+        if self._pending is not None and (self._pending[0].done() or self.executor.empty):
+            future, asked_at = self._pending
+            if not future.done():
+                self.waits += 1  # nothing left to run: this step waits for the plan
+            self._pending = None
+            try:
+                reply = future.result(timeout=self.timeout)
+            except ConnectionLost as exc:
+                return self._hold(ee_pose, exc)
+            self.last = reply
+            late = self.executor.steps - asked_at  # poses whose time passed during inference
+            self.dropped += min(late, len(reply["actions"]))
+            if late < len(reply["actions"]):
+                self.executor.load(reply["actions"][late:], reply["valid"][late:], ee_pose)
+            elif self.executor.empty:  # the whole plan is stale: hold and ask again
+                return self._hold(ee_pose, ConnectionLost(f"a plan arrived {late} steps late"))
+        if self.executor.empty:
+            return self._hold(ee_pose, ConnectionLost("no plan yet"))
         target, _ = self.executor.pop()
         if self.dry_run:
             log.info("dry run: target %s not sent", np.round(target, 4).tolist())
