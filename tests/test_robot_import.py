@@ -59,6 +59,11 @@ def test_joint_positions_import_to_the_true_poses(robot_data, tmp_path, capsys):
     )
     with pytest.raises(Exception, match="missing calibration"):  # our reader alone cannot use it
         DatasetReader(src).episode(0)
+    # a robot's recording: no rot6d twin computed from joints as if they were Euler angles
+    assert "action.rot6d" not in pq.read_schema(next((src / "data").rglob("*.parquet"))).names
+    assert main(["dataset", "check", str(src)]) == 1
+    checked = capsys.readouterr().out
+    assert "rot6d" not in checked and "dataset convert" in checked  # the way forward, named
     out = tmp_path / "out"
     assert _convert(src, out, *JOINTS, *GRIPPER, "--calibration", calib, "--task", "reach_target") == 0
     assert "wrote 2 episodes" in capsys.readouterr().out

@@ -119,7 +119,7 @@ class _Checker:
         cams = self.reader.cameras
         calib = row.get(EXT + "calibration")
         if calib is None:
-            rep.problems.append("missing calibration (no actionimages/calibration)")
+            rep.problems.append(NO_CALIBRATION)
             return
         try:
             parsed = calibration_from_json(calib, f"episode {i}")
@@ -241,6 +241,9 @@ def _episode_ranges(indices: list[int]) -> str:
     return ", ".join(out)
 
 
+NO_CALIBRATION = "missing calibration (no actionimages/calibration)"
+
+
 def check_dataset(
     root: str | Path, full: bool = False, progress: bool = True, videos: bool = True
 ) -> CheckReport:
@@ -279,7 +282,15 @@ def check_dataset(
     problems += _stray_files(root, n, used)
     if full:
         problems += _dataset_checksums(checker)
-    return CheckReport(str(root), reports, problems, _notes(checker, full, n))
+    notes = _notes(checker, full, n)
+    if n and all(NO_CALIBRATION in rep.problems for rep in reports):
+        notes.append(
+            f"none of the {n} episodes has actionimages' columns: a LeRobot recording of your own robot "
+            "is imported with `actionimages dataset convert SRC OUT --calibration FILE ...` (docs/DEPLOY.md, "
+            "\"Import your robot's LeRobot data\"); a dataset actionimages wrote and LeRobot's tools then "
+            "edited gets its columns back with `actionimages dataset restore-calibration`"
+        )
+    return CheckReport(str(root), reports, problems, notes)
 
 
 def _stray_files(root: Path, n: int, used: set[str]) -> list[str]:

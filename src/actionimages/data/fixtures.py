@@ -130,6 +130,7 @@ def write_robot_lerobot(root: str | Path, episodes: list[dict]) -> Path:
     from actionimages.codec.camera import Camera
     from actionimages.data.episode import Episode
     from actionimages.data.lerobot import CHECKSUMS_PATH, INFO_PATH, STATS_PATH, DatasetWriter
+    from actionimages.data.lerobot.layout import ROT6D_FEATURES
 
     root = Path(root)
     with DatasetWriter(root, fps=float(episodes[0]["fps"]), robot_type="robot") as writer:
@@ -152,22 +153,27 @@ def write_robot_lerobot(root: str | Path, episodes: list[dict]) -> Path:
             )
     for path in sorted((root / "meta" / "episodes").rglob("*.parquet")):
         table = pq.read_table(path)
-        ours = [c for c in table.column_names if c.startswith(("actionimages/", "stats/action/"))]
-        pq.write_table(table.drop_columns(ours), path)
+        ours = ("actionimages/", "stats/action/", *(f"stats/{k}/" for k in ROT6D_FEATURES))
+        pq.write_table(table.drop_columns([c for c in table.column_names if c.startswith(ours)]), path)
     J = len(episodes[0]["joints"][0])
     for path in sorted((root / "data").rglob("*.parquet")):
         table = pq.read_table(path)
         state = np.asarray(table.column("observation.state").to_pylist(), dtype=np.float32)
         target = np.concatenate([state[1:], state[-1:]])  # the next frame's joints
         column = pa.FixedSizeListArray.from_arrays(pa.array(target.reshape(-1)), J)
-        pq.write_table(table.set_column(table.column_names.index("action"), "action", column), path)
+        table = table.set_column(table.column_names.index("action"), "action", column)
+        # our rot6d twins of pose columns: a robot's joints have none (they are not Euler angles)
+        pq.write_table(table.drop_columns([c for c in ROT6D_FEATURES if c in table.column_names]), path)
     info = json.loads((root / INFO_PATH).read_text())
+    for key in ROT6D_FEATURES:
+        info["features"].pop(key, None)
     names = [f"joint{j}" for j in range(J)]
     info["features"]["action"] = {"dtype": "float32", "shape": [J], "names": names}
     info["features"]["observation.state"]["names"] = names
     (root / INFO_PATH).write_text(json.dumps(info, indent=4))
     stats = json.loads((root / STATS_PATH).read_text())
-    stats.pop("action", None)  # stats of the placeholder poses
+    for key in ("action", *ROT6D_FEATURES):  # stats of the placeholder poses and of the twins
+        stats.pop(key, None)
     (root / STATS_PATH).write_text(json.dumps(stats, indent=4))
     (root / CHECKSUMS_PATH).unlink(missing_ok=True)
     return root
