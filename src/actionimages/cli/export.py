@@ -2,9 +2,11 @@
 
 The folder holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (weights cast to
 fp16 by default, which halves the size; ``load_model`` loads them back as fp32) plus
-``provenance.json`` (source run, training step, dtype, parameter count, SHA-256 of the weights)
-and, when given, a recipe file copied beside them. It is written to a temporary folder and
-renamed into place, so an interrupted export never leaves a half-written checkpoint.
+``provenance.json`` (source run, training step, dtype, parameter count, SHA-256 of the weights
+and of ``config.json``, checked on load) and, when given, a recipe file copied beside them. It is
+written to a temporary folder and renamed into place, so an interrupted export never leaves a
+half-written checkpoint. A trainer checkpoint whose files no longer match its ``checksums.json``
+is refused before anything is written.
 
 A baseline run (``actionimages baseline train``) exports the same way: ``model.safetensors``,
 ``baseline.json`` and ``provenance.json``, without the optimizer state, so the shipped baselines sit

@@ -49,7 +49,7 @@ def load_model(
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise ActionImagesError(f"{path} has no *.safetensors weights")
-    verify_provenance(path)
+    verify_recorded_checksums(path)  # a flipped byte in the weights or config is refused here
     try:
         model = WorldActionModel.from_pretrained(str(path), low_cpu_mem_usage=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -70,8 +70,34 @@ def load_model(
     return model.to(device)
 
 
+def verify_recorded_checksums(folder: str | Path) -> None:
+    """Re-hash what is recorded about a model folder before anything is loaded from it.
+
+    - ``provenance.json`` (``actionimages export``, ``import-release``): the weights' size and
+      SHA-256 and, for folders exported since they were recorded, those of ``config.json`` /
+      ``baseline.json`` (:func:`verify_provenance`);
+    - ``checksums.json`` of a trainer checkpoint, the folder's own or, for ``step-N/model/``, its
+      step directory's (:func:`~actionimages.train.checkpoint.verify_folder_checksums`, as resuming
+      checks it).
+
+    A folder with neither passes. A missing, truncated or changed file raises
+    :class:`ActionImagesError` naming it (a changed one with the recorded and the found SHA-256).
+    """
+    from actionimages.train.checkpoint import verify_folder_checksums
+
+    folder = Path(folder)
+    verify_provenance(folder)
+    verify_folder_checksums(folder)
+
+
+CONFIG_FILES = ("config.json", "baseline.json")
+"""The files describing a model that ``provenance.json`` records beside the weights."""
+
+
 def verify_provenance(path: Path) -> None:
-    """If ``provenance.json`` (``actionimages export``) records the weights' SHA-256, check it."""
+    """If ``provenance.json`` (``actionimages export``) records the weights' SHA-256, check it, and
+    the SHA-256 of the config files it records (``config_sha256``; folders exported before it was
+    recorded have none, and their config files are not checked)."""
     prov = path / "provenance.json"
     if not prov.is_file():
         return
@@ -79,17 +105,30 @@ def verify_provenance(path: Path) -> None:
         info = json.loads(prov.read_text())
     except json.JSONDecodeError as exc:
         raise ActionImagesError(f"{prov} is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ActionImagesError(f"{prov} is not a JSON object")
     name, want = info.get("weights"), info.get("weights_sha256")
-    if not name or not want:
-        return
-    weights = path / name
-    if not weights.is_file():
-        raise ActionImagesError(f"{path}: provenance.json names {name}, which is missing")
-    got = sha256_file(weights)
-    if got != want:
-        raise ActionImagesError(
-            f"{weights} changed since export: SHA-256 {got[:16]}… but provenance.json records {want[:16]}…"
-        )
+    recorded = info.get("config_sha256") or {}
+    if not isinstance(recorded, dict):
+        raise ActionImagesError(f"{prov}: config_sha256 is not a JSON object")
+    if name and want:
+        recorded = {name: want, **recorded}
+    for fname, digest in recorded.items():
+        f = path / fname
+        if not f.is_file():
+            raise ActionImagesError(f"{path}: provenance.json names {fname}, which is missing")
+        size, got_size = info.get("weights_bytes") if fname == name else None, f.stat().st_size
+        if isinstance(size, int) and got_size != size:
+            kind = "truncated" if got_size < size else "longer than exported"
+            raise ActionImagesError(
+                f"{f} changed since export: {kind} ({got_size} bytes; provenance.json records {size})"
+            )
+        got = sha256_file(f)
+        if got != digest:
+            raise ActionImagesError(
+                f"{f} changed since export: SHA-256 {got[:12]}… "
+                f"but provenance.json records {str(digest)[:12]}…"
+            )
 
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -134,8 +173,9 @@ def write_provenance(
     provenance: dict,
     extra_files: dict[str, bytes] | None = None,
 ) -> dict:
-    """Write ``folder/provenance.json`` = ``provenance`` plus the dtype, parameter count and the
-    weights' name, size and SHA-256 (what :func:`verify_provenance` checks), and ``extra_files``
+    """Write ``folder/provenance.json`` = ``provenance`` plus the dtype, parameter count, the
+    weights' name, size and SHA-256 and the SHA-256 of the config files already in ``folder``
+    (``config_sha256``; what :func:`verify_provenance` checks), and ``extra_files``
     (name -> bytes) beside it; returns that record. Used inside an :func:`atomic_dir` block."""
     info = {
         **provenance,
@@ -144,6 +184,7 @@ def write_provenance(
         "weights": weights.name,
         "weights_bytes": weights.stat().st_size,
         "weights_sha256": sha256_file(weights),
+        "config_sha256": {n: sha256_file(folder / n) for n in CONFIG_FILES if (folder / n).is_file()},
     }
     (folder / "provenance.json").write_text(json.dumps(info, indent=1) + "\n")
     for name, data in (extra_files or {}).items():
@@ -267,6 +308,7 @@ def load_vae(path: str | Path) -> AutoencoderKLWan:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ActionImagesError(f"{path} is not a VAE directory: no config.json")
+    verify_recorded_checksums(path)  # e.g. a train-vae checkpoint's step-N/vae/
     return AutoencoderKLWan.from_pretrained(str(path))
 
 

@@ -89,23 +89,66 @@ def verify_checkpoint(path: Path) -> None:
     if not path.is_dir():
         raise CheckpointDamaged(f"checkpoint {path} is not a directory")
     record_file = path / CHECKSUMS
+    if record_file.is_file():
+        _check_recorded(path, _read_checksums(record_file))
+
+
+# What resolve_model_dir and export read from a step directory besides its model folder.
+_STEP_METADATA = ("state.json",)
+
+
+def verify_folder_checksums(folder: Path) -> Path | None:
+    """Re-hash a model folder's files against the ``checksums.json`` that records them; returns that
+    file, or None when nothing records them (then nothing is checked).
+
+    ``folder`` may be a checkpoint step directory itself (all its listed files are checked, as
+    :func:`verify_checkpoint` does) or a subfolder of one, e.g. ``step-N/model/``: then the files
+    listed under it, and the step's ``state.json`` (its step and cost), are checked, not the
+    optimizer state that loading the model never reads. :class:`CheckpointDamaged` names a missing,
+    truncated or changed file (a changed one with the recorded and the found SHA-256).
+    """
+    folder = Path(folder)
+    if (folder / CHECKSUMS).is_file():
+        verify_checkpoint(folder)
+        return folder / CHECKSUMS
+    step_dir = folder.resolve().parent
+    record_file = step_dir / CHECKSUMS
     if not record_file.is_file():
-        return
+        return None
+    expected = _read_checksums(record_file)
+    prefix = folder.resolve().name + "/"
+    wanted = {rel: v for rel, v in expected.items() if rel.startswith(prefix) or rel in _STEP_METADATA}
+    if not any(rel.startswith(prefix) for rel in wanted):
+        return None  # the parent's record is about other files
+    _check_recorded(step_dir, wanted)
+    return record_file
+
+
+def _read_checksums(record_file: Path) -> dict[str, tuple[int, str]]:
+    """``checksums.json`` as {relative path: (bytes, sha256)}; :class:`CheckpointDamaged` if unreadable."""
     try:
         files = json.loads(record_file.read_text())["files"]
-        expected = {str(rel): (int(f["bytes"]), str(f["sha256"])) for rel, f in files.items()}
+        return {str(rel): (int(f["bytes"]), str(f["sha256"])) for rel, f in files.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointDamaged(f"{record_file} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_recorded(root: Path, expected: dict[str, tuple[int, str]]) -> None:
+    """Each ``root / rel`` has the recorded size and SHA-256 (hashed in 1 MiB blocks)."""
     for rel, (size, digest) in expected.items():
-        f = path / rel
+        f = root / rel
         if not f.is_file():
             raise CheckpointDamaged(f"{f} is missing ({CHECKSUMS} lists it)")
         got = f.stat().st_size
         if got != size:
             kind = "truncated" if got < size else "longer than written"
             raise CheckpointDamaged(f"{f} is {kind} ({got} bytes; {size} were written)")
-        if sha256_file(f) != digest:
-            raise CheckpointDamaged(f"{f} does not match the SHA-256 recorded when it was written")
+        found = sha256_file(f)
+        if found != digest:
+            raise CheckpointDamaged(
+                f"{f} does not match the SHA-256 recorded when it was written "
+                f"(recorded {digest[:12]}…, found {found[:12]}…)"
+            )
 
 
 @contextlib.contextmanager
@@ -245,7 +288,7 @@ def training_cpu_hours(checkpoint: str | Path) -> float | None:
             continue
         try:
             rec = json.loads(c.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: loading it names the damage
             continue
         if rec.get("cpu_hours") is not None:
             return float(rec["cpu_hours"])

@@ -193,13 +193,14 @@ def train_baseline(
 
 def load_baseline(run: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The trained network (eval mode) and ``baseline.json`` of a baseline run directory."""
-    from actionimages.model.io import verify_provenance
+    from actionimages.model.io import verify_recorded_checksums
 
     run = Path(run)
+    if (run / "baseline.json").is_file():  # an exported folder: weights and baseline.json as recorded
+        verify_recorded_checksums(run)  # before baseline.json is parsed
     meta = read_meta(run)
     if not (run / "model.safetensors").is_file():
         raise ActionImagesError(f"{run}: no model.safetensors (training never checkpointed)")
-    verify_provenance(run)  # an exported folder: its weights must be the ones it recorded
     net = build_net(meta["kind"], meta["arch"])
     net.load_state_dict(load_file(run / "model.safetensors"))  # fp16 exports load back as fp32
     return net.eval(), meta
