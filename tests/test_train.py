@@ -607,6 +607,25 @@ def test_train_flags_come_from_the_config_dataclasses(tmp_path, capsys):
     assert "mixed_precision" in capsys.readouterr().err
 
 
+def test_resume_refuses_other_data_unless_told(tmp_path, capsys):
+    """``train --resume --data OTHER`` would switch datasets mid-run: refused, naming both, unless
+    --allow-data-change; the same episodes at another path are the same data (fingerprint)."""
+    from actionimages.train.data import data_fingerprint
+
+    run = tmp_path / "r"
+    argv = ["train", "--config", "tiny", "--out", str(run), "--batch-size", "1", "--no-progress"]
+    assert cli_main([*argv, "--data", "synthetic:2", "--steps", "2", "--save-every", "1"]) == 0
+    state = json.loads(sorted((run / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())
+    assert state["data_fingerprint"] == "synthetic:2"
+    capsys.readouterr()
+    assert cli_main([*argv, "--resume", "--data", "synthetic:3", "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "not the data" in err and "synthetic:2" in err and "--allow-data-change" in err
+    assert cli_main([*argv, "--resume", "--data", "synthetic:3", "--steps", "3", "--allow-data-change"]) == 0
+    assert "--allow-data-change" in capsys.readouterr().err
+    assert data_fingerprint(str(tmp_path)) is None  # not a dataset of ours: no fingerprint
+
+
 def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
     """--stride / --clips-per-episode / --hold-final define the clip pool, so resume keeps them and
     refuses a contradicting flag instead of training on different clips."""
@@ -737,7 +756,8 @@ def test_cli_resumes_a_run_from_its_committed_state_on_a_fresh_clone(tmp_path, c
     assert json.loads((clone / "clip_config.json").read_text())["clips_per_episode"] == 3
     # other data than the run's: refused, naming both
     assert cli_main(["train", "--resume", str(clone), "--data", "synthetic:5", "--steps", "8"]) == 2
-    assert "trained on 3 from synthetic:3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "synthetic:5 is not the data" in err and "(synthetic:3" in err
     assert cli_main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "neither checkpoints/ nor a committed state/" in capsys.readouterr().err
     assert cli_main(["train", "--resume", str(clone), "--out", str(run)]) == 2

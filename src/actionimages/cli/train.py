@@ -90,6 +90,11 @@ def register(subparsers) -> None:
         help="continue the run in RUN (or --out) from its newest checkpoint or, on a fresh clone, its "
         "committed state RUN/state/ (docs/RUNS.md); the model, data and settings are the run's own",
     )
+    p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: continue on other --data than the run started with (refused otherwise)",
+    )
     # Clip settings (default in CLIP_DEFAULTS) are saved in OUT/clip_config.json: --resume keeps them.
     p.add_argument("--stride", type=COUNT, help="episode frames between clip frames (default 1)")
     p.add_argument("--clips-per-episode", type=COUNT, help="distinct clips drawn per episode (default 16)")
@@ -157,6 +162,44 @@ def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
     return settings
 
 
+def newest_checkpoint_record(out: Path) -> dict | None:
+    """The ``state.json`` of the run's newest checkpoint (None if it has none or it is unreadable)."""
+    from actionimages.train.checkpoint import list_checkpoints
+
+    for ck in reversed(list_checkpoints(out / "checkpoints")):
+        try:
+            return json.loads((ck / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def check_same_data(args: argparse.Namespace, record: dict, fingerprint: str | None, out: Path) -> None:
+    """A resumed run trains on the data it started with, unless ``--allow-data-change`` says otherwise.
+
+    Compared by the data's fingerprint (its episodes, wherever the folder lives) when the run
+    recorded one, else by path."""
+    recorded, path = record.get("data_fingerprint"), record.get("data")
+    if recorded is not None and fingerprint is not None:
+        same = recorded == fingerprint
+    elif path is not None:
+        same = Path(path).resolve() == Path(args.data).resolve() or Path(path) == Path(args.data)
+    else:
+        return
+    if same:
+        return
+    if getattr(args, "allow_data_change", False):
+        print(
+            f"note: --allow-data-change: {out} trained on {path}; it continues on {args.data}",
+            file=sys.stderr,
+        )
+        return
+    raise ActionImagesError(
+        f"--data {args.data} is not the data {out} trained on ({path}, another set of episodes): resuming "
+        "would switch datasets mid-run; pass --allow-data-change to do it on purpose, or start a new --out"
+    )
+
+
 def config_with_overrides(cfg, overrides: dict):
     """``cfg`` with the ``--model.*`` overrides applied; a config they make invalid is an error naming
     the flags given (the config's own check names the field)."""
@@ -174,6 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
     from actionimages.model import build_model, get_config, load_pretrained_wan, set_vae
     from actionimages.model.io import SHIPPED_TINY
     from actionimages.train import TrainConfig, Trainer, open_training_source
+    from actionimages.train.data import data_fingerprint
     from actionimages.train.run_state import read_state_record
 
     if isinstance(args.resume, str):
@@ -186,11 +230,18 @@ def run_train(args: argparse.Namespace) -> int:
     record = read_state_record(out) if args.resume else None
     if args.resume and not (out / "checkpoints").is_dir() and record is None:
         raise ActionImagesError(f"--resume: {out} has neither checkpoints/ nor a committed state/ to resume")
+    if args.resume and record is None:  # resuming from checkpoints/: the newest one's record
+        record_of_run = newest_checkpoint_record(out)
+    else:
+        record_of_run = record
     if args.data is None:
-        if not (record and record.get("data")):
+        if not (record_of_run and record_of_run.get("data")):
             raise ActionImagesError("--data is required (a dataset directory or synthetic:N)")
-        args.data = record["data"]
+        args.data = record_of_run["data"]
         print(f"note: training on the run's own data, {args.data}", file=sys.stderr)
+    fingerprint = data_fingerprint(args.data)
+    if record_of_run is not None:
+        check_same_data(args, record_of_run, fingerprint, out)
     overrides = overrides_from_flags(args, "model")
     cfg = config_with_overrides(get_config(args.config), overrides)
     if record is not None and not args.init_from and not args.pretrained:
@@ -239,14 +290,15 @@ def run_train(args: argparse.Namespace) -> int:
     source = open_training_source(
         args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
     )
-    if record is not None and int(record.get("num_samples", len(source))) != len(source):
+    same_size = record is None or int(record.get("num_samples", len(source))) == len(source)
+    if not same_size and not args.allow_data_change:
         raise ActionImagesError(
             f"--data {args.data} gives {len(source)} training clips; the run trained on "
             f"{record['num_samples']} from {record.get('data')}: resume on the same data (its recipe: "
             f"{out / 'README.md'}) or start a new --out"
         )
     trainer = Trainer(model, source, out, tcfg)
-    trainer.run_info = {"data": args.data, "clip_config": clips}
+    trainer.run_info = {"data": args.data, "data_fingerprint": fingerprint, "clip_config": clips}
     if args.resume and not trainer.resume():
         raise ActionImagesError(f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'}")
     if args.resume:

@@ -78,6 +78,29 @@ def open_training_source(
     return ClipDataset(episodes, builder, samples_per_epoch=len(episodes) * clips_per_episode, seed=seed)
 
 
+def data_fingerprint(spec: str) -> str | None:
+    """What identifies a training ``--data`` value across machines: ``synthetic:N`` itself; for a
+    dataset of ours, a SHA-256 over each episode's key (``sim:TASK/SPLIT/seedN``, or its index and
+    task where there is no key) and length, in order. Files are not hashed: re-collecting the same
+    episodes on another machine re-encodes their videos, yet trains on the same episodes. None for
+    sources without episode metadata (other layouts)."""
+    import hashlib
+
+    if spec.startswith("synthetic:"):
+        return spec
+    if not (Path(spec) / "meta" / "info.json").is_file():
+        return None
+    from actionimages.data import DatasetReader
+
+    reader = DatasetReader(spec)
+    h = hashlib.sha256()
+    for i in range(len(reader)):
+        meta = reader.meta(i)
+        key = meta.get("actionimages/key") or f"{i}:{meta.get('tasks')}"
+        h.update(f"{key}\t{int(meta.get('length', 0))}\n".encode())
+    return "episodes-sha256:" + h.hexdigest()
+
+
 def global_indices(step: int, global_batch: int, n: int, seed: int) -> list[int]:
     """Dataset indices of the ``global_batch`` samples of ``step``."""
     out = []
