@@ -626,6 +626,24 @@ def test_resume_refuses_other_data_unless_told(tmp_path, capsys):
     assert data_fingerprint(str(tmp_path)) is None  # not a dataset of ours: no fingerprint
 
 
+def test_a_model_trained_at_a_clip_stride_plans_poses_that_many_control_steps_apart(tmp_path):
+    """train --stride 2 records frame_stride 2 in the model's config; its policy then holds each
+    planned pose for 2 control steps (the poses are 2 steps apart in the data)."""
+    from actionimages.cli.config_args import apply_overrides
+    from actionimages.model import load_model
+    from actionimages.policy.action_images.policy import ActionImagePolicy
+
+    run = tmp_path / "r"
+    argv = ["train", "--config", "tiny", "--data", "synthetic:2", "--out", str(run), "--steps", "1"]
+    assert cli_main([*argv, "--batch-size", "1", "--save-every", "0", "--no-progress", "--stride", "2"]) == 0
+    model = load_model(run / "model")
+    assert model.spec.frame_stride == 2
+    assert ActionImagePolicy(model).executor.repeat == 2
+    assert ActionImagePolicy(model, repeat=1).executor.repeat == 1  # an explicit choice wins
+    with pytest.raises(ActionImagesError, match="frame_stride"):
+        apply_overrides(get_config("tiny"), {"frame_stride": 0})
+
+
 def test_clip_settings_are_saved_and_kept_on_resume(tmp_path):
     """--stride / --clips-per-episode / --hold-final define the clip pool, so resume keeps them and
     refuses a contradicting flag instead of training on different clips."""

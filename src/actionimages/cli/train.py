@@ -243,6 +243,9 @@ def run_train(args: argparse.Namespace) -> int:
     if record_of_run is not None:
         check_same_data(args, record_of_run, fingerprint, out)
     overrides = overrides_from_flags(args, "model")
+    clips = clip_settings(args, out)
+    if clips["stride"] != 1:  # the model's plans' poses are that many control steps apart
+        overrides.setdefault("frame_stride", clips["stride"])
     cfg = config_with_overrides(get_config(args.config), overrides)
     if record is not None and not args.init_from and not args.pretrained:
         # The run's own architecture (a fresh clone has no other record of its --model flags).
@@ -286,7 +289,6 @@ def run_train(args: argparse.Namespace) -> int:
     elif record is not None:
         saved = record["train_config"]
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
-    clips = clip_settings(args, out)
     source = open_training_source(
         args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
     )

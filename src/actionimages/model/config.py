@@ -157,6 +157,9 @@ class ModelConfig:
     # Loss weight of generated action-segment frames relative to RGB ones (1: METHOD's plain mean);
     # > 1 puts more of the loss on the blobs the policy decodes.
     action_loss_weight: float = 1.0
+    # Control steps between consecutive frames of the clips the model learned (train --stride): a
+    # plan's poses are this many control steps apart, so a policy holds each for as many steps.
+    frame_stride: int = 1
     pretrained: str | None = None  # diffusers-format Wan directory (transformer/, vae/, ...)
     lora_rank: int = 0  # 0: full fine-tune; >0: peft LoRA on the transformer's attention + FFN
     gradient_checkpointing: bool = False
@@ -210,6 +213,8 @@ class ModelConfig:
                 f"out_refine must be 0 (off) or a channel count with obs_patch set, got {self.out_refine} "
                 f"(obs_patch {self.obs_patch})"
             )
+        if self.frame_stride < 1:
+            raise ActionImagesError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if not self.action_loss_weight > 0:
             raise ActionImagesError(f"action_loss_weight must be positive, got {self.action_loss_weight}")
         if self.obs_film and not self.obs_patch:

@@ -35,7 +35,8 @@ class ActionImagePolicy(ChunkedPolicy):
         views: camera names fed to the model (default: the observation's first V cameras).
         mode: generation mode, ``joint`` (observation + action video) or ``i2a`` (action video only).
         seed: base noise seed; each plan's seed derives from it, the episode seed and the plan index.
-        repeat: control steps per generated frame (the data's frame stride; 1 for the sim's data).
+        repeat: control steps per generated frame (default: the model's ``frame_stride``, the clip
+            stride it was trained at; 1 for the sim's data at stride 1).
         decode_tolerance_px: how far (pixels) a generated blob may sit from the point the other
             views triangulate before its frame is invalid (default: the codec's, max(1, 0.08σ)).
             Generated blobs are less exact than drawn ones; with two views nothing can be dropped.
@@ -50,7 +51,7 @@ class ActionImagePolicy(ChunkedPolicy):
         views: Sequence[str] | None = None,
         mode: str = "joint",
         seed: int = 0,
-        repeat: int = 1,
+        repeat: int | None = None,
         decode_tolerance_px: float | None = None,
     ) -> None:
         self.model = model.eval()
@@ -61,6 +62,7 @@ class ActionImagePolicy(ChunkedPolicy):
             raise ActionImagesError(
                 f"the model generates {cfg.num_frames} frame(s); a policy needs at least 2"
             )
+        repeat = int(repeat) if repeat is not None else int(getattr(cfg, "frame_stride", 1))
         super().__init__(
             int(execute) if execute is not None else max(1, self.horizon // 2), self.horizon, repeat
         )
