@@ -165,9 +165,11 @@ def _edits(dataset: Any, edit: Path) -> dict[str, Any]:
         names: set[str] = set()
         for p in sorted((root / "meta/episodes").rglob("*.parquet")):
             names |= set(pq.read_schema(p).names)
-        feats = json.loads((root / "meta/info.json").read_text())["features"]
+        info = json.loads((root / "meta/info.json").read_text())
+        feats = info["features"]
         return {
             "columns": sorted(n for n in names if n.startswith(EXT)),
+            "info field": info.get("actionimages"),  # {"euler_angles": "unwrapped"} (lerobot.euler)
             "checksums": (root / "meta/actionimages_checksums.json").exists(),
             "rot6d features": sorted(k for k in feats if k.endswith(".rot6d")),
         }

@@ -170,6 +170,7 @@ def write_robot_lerobot(root: str | Path, episodes: list[dict]) -> Path:
     names = [f"joint{j}" for j in range(J)]
     info["features"]["action"] = {"dtype": "float32", "shape": [J], "names": names}
     info["features"]["observation.state"]["names"] = names
+    info.pop("actionimages", None)  # our own info.json field (lerobot.euler): another tool writes none
     (root / INFO_PATH).write_text(json.dumps(info, indent=4))
     stats = json.loads((root / STATS_PATH).read_text())
     for key in ("action", *ROT6D_FEATURES):  # stats of the placeholder poses and of the twins

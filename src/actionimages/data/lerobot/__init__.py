@@ -1,8 +1,9 @@
 """LeRobot v3.0 datasets on disk: an atomic per-episode writer and a random-access reader.
 
 Modules: ``layout`` (paths, features, our columns, reading metadata), ``files`` (checksums, episode
-files, keys, the writer lock), ``stats`` (meta/stats.json), ``writer`` (:class:`DatasetWriter`),
-``reader`` (:class:`DatasetReader`, the ``lerobot`` dataset source).
+files, keys, the writer lock), ``stats`` (meta/stats.json), ``euler`` (the pose columns' Euler
+angles), ``writer`` (:class:`DatasetWriter`), ``reader`` (:class:`DatasetReader`, the ``lerobot``
+dataset source).
 
 Layout (the published LeRobot ``v3.0`` templates, one file per episode)::
 
@@ -28,7 +29,10 @@ indices beside it. ``meta/actionimages_checksums.json`` holds the SHA-256 of eve
 committed (``dataset check --full`` verifies them). An episode may carry a key (``actionimages/key``:
 its source and seed) so that re-running a collection or conversion adds only what is missing.
 Our additions live in extra columns prefixed ``actionimages/`` (per-episode calibration, task name,
-``has_actions``, info, key), which LeRobot carries through unread.
+``has_actions``, info, key), which LeRobot carries through unread, and in ``meta/info.json``'s
+``actionimages`` field: ``{"euler_angles": "unwrapped"}`` says the Euler angles of ``action`` and
+``observation.state`` are unwrapped along each episode (no 2*pi jumps; ``euler``; ``actionimages
+dataset unwrap-euler`` migrates a dataset written before).
 """
 
 from actionimages.data.lerobot.files import (
@@ -51,6 +55,7 @@ from actionimages.data.lerobot.layout import (
     ROT6D_NAMES,
     STATS_PATH,
     TASKS_PATH,
+    UNWRAP_JOURNAL_PATH,
     VIDEO_PREFIX,
     episode_rows,
     load_info,
@@ -75,6 +80,7 @@ __all__ = [
     "ROT6D_NAMES",
     "STATS_PATH",
     "TASKS_PATH",
+    "UNWRAP_JOURNAL_PATH",
     "VIDEO_PREFIX",
     "DatasetReader",
     "DatasetWriter",

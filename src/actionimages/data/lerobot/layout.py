@@ -36,6 +36,7 @@ STATS_FRAMES = 16  # frames per episode sampled for image statistics
 LOCK_NAME = ".actionimages.lock"
 CHECKSUMS_PATH = "meta/actionimages_checksums.json"  # {"algorithm": "sha256", "files": {relative path: hex}}
 JOURNAL_PATH = "meta/actionimages_journal.json"  # the files of the episode being written
+UNWRAP_JOURNAL_PATH = "meta/actionimages_unwrap.json"  # the files `dataset unwrap-euler` is replacing
 KEY_COLUMN = EXT + "key"  # an episode's source and seed ("" if none): what makes re-runs idempotent
 EPISODE_DIRS = ("data", "meta/episodes", "videos")  # where per-episode files live
 JSON_STYLE: dict[str, Any] = {"indent": 4, "ensure_ascii": False}  # how LeRobot writes meta/*.json

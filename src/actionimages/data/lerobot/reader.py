@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from actionimages.codec.camera import Camera
 from actionimages.data.episode import Episode, calibration_from_json
+from actionimages.data.lerobot.euler import is_unwrapped
 from actionimages.data.lerobot.layout import (
     CHUNKS_SIZE,
     EPISODES_PATH,
@@ -81,6 +82,14 @@ class DatasetReader:
         """Camera names (features ``observation.images.<name>``)."""
         self._refresh()
         return [k[len(VIDEO_PREFIX) :] for k, v in self.info["features"].items() if v.get("dtype") == "video"]
+
+    @property
+    def euler_unwrapped(self) -> bool:
+        """Whether ``info.json`` says the Euler angles of ``action`` / ``observation.state`` are unwrapped
+        along each episode (no 2*pi jumps; :mod:`actionimages.data.lerobot.euler`). False for a
+        dataset written before that convention or by another tool (its angles may wrap)."""
+        self._refresh()
+        return is_unwrapped(self.info)
 
     def __len__(self) -> int:
         self._refresh()

@@ -16,6 +16,7 @@ import pyarrow as pa
 from actionimages.atomic import TMP_PREFIX, atomic_path, sha256_file, write_json_atomic
 from actionimages.codec.poses import euler_to_rot6d
 from actionimages.data.episode import Episode, calibration_to_json
+from actionimages.data.lerobot.euler import EULER, euler_columns, mark_unwrapped, unwrap_euler
 from actionimages.data.lerobot.files import (
     episode_dir_files,
     is_episode_file,
@@ -82,7 +83,10 @@ class DatasetWriter:
         robot_type: stored in ``info.json``.
         crf, pix_fmt, gop, codec: video encoding (see :mod:`actionimages.data.video`).
 
-    Only one writer may hold a dataset at a time (an advisory file lock enforces it).
+    Only one writer may hold a dataset at a time (an advisory file lock enforces it). The Euler
+    angles of ``action`` and ``observation.state`` are stored unwrapped along each episode (the same
+    rotations, no 2*pi jump; :mod:`actionimages.data.lerobot.euler`), and a dataset this writer
+    creates records that in ``meta/info.json``.
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class DatasetWriter:
                 "video_path": VIDEO_PATH,
                 "features": {},
             }
+            self.info = mark_unwrapped(self.info)  # the Euler angles this writer stores (lerobot.euler)
         self._keys: dict[str, int] | None = None
         self._claimed: dict[int, str] = {}  # uncommitted episode index -> a foreign file with a row for it
         try:
@@ -391,12 +396,17 @@ class DatasetWriter:
     ) -> dict[str, Any]:
         """The frame data (actions, state, their rot6d twins, indices); returns their statistics."""
         T = episode.num_frames
-        actions = episode.actions.astype(np.float32)
-        state = episode.state.astype(np.float32)
+        # Euler angles unwrapped along the episode (lerobot.euler); the same rotations as given
+        poses = {"action": episode.actions, "observation.state": episode.state}
+        unwrapped = {}
+        for pose in euler_columns({"features": features}):
+            unwrapped[pose] = np.array(poses[pose], dtype=np.float64, copy=True)
+            unwrapped[pose][:, EULER] = unwrap_euler(poses[pose][:, EULER])
+        actions = unwrapped.get("action", episode.actions).astype(np.float32)
+        state = unwrapped.get("observation.state", episode.state).astype(np.float32)
         frame_index = np.arange(T, dtype=np.int64)
         start = int(self.info["total_frames"])
         # only where the dataset declares them: one written before they existed keeps its columns
-        poses = {"action": episode.actions, "observation.state": episode.state}
         rot6d = {
             key: euler_to_rot6d(poses[pose][:, 3:6]).astype(np.float32)
             for key, pose in ROT6D_FEATURES.items()
@@ -480,6 +490,8 @@ class DatasetWriter:
         info["total_frames"] = start + T
         info["total_tasks"] = len(new_tasks)
         info["splits"] = {"train": f"0:{e + 1}"}
+        if e == 0:  # a dataset an older writer created empty: its episodes are all this writer's
+            info = mark_unwrapped(info)
         write_json_atomic(self.root / INFO_PATH, info, **JSON_STYLE)
         (self.root / JOURNAL_PATH).unlink()  # committed; a journal that outlives a crash here is ignored
         self.info, self.tasks, self.stats, self.checksums = info, new_tasks, jsonable(stats), checksums
