@@ -159,6 +159,22 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwrap_euler(args: argparse.Namespace) -> int:
+    from actionimages.data.unwrap import unwrap_dataset
+
+    done = unwrap_dataset(args.dir)
+    if done["episodes"] or done["files"]:
+        print(
+            f"unwrapped the Euler angles of {done['episodes']} episodes ({done['frames']} frames changed, "
+            f"{done['files']} files rewritten, checksums and statistics updated) in {args.dir}"
+        )
+    elif done["marked"]:
+        print(f"no Euler angle wraps in {args.dir}; meta/info.json now records its angles as unwrapped")
+    else:
+        print(f"{args.dir}: Euler angles already unwrapped; nothing changed")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("dataset", help="check, summarise and convert episode datasets (LeRobot v3)")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
@@ -233,6 +249,16 @@ def register(subparsers: Any) -> None:
         help="a dataset it was made from (repeat for a merge)",
     )
     r.set_defaults(func=_restore)
+    u = sub.add_parser(
+        "unwrap-euler",
+        help="rewrite, in place, a dataset whose action / observation.state Euler angles jump by 2*pi "
+        "between frames (written before they were unwrapped along each episode)",
+        description="Same rotations, each frame's angles within pi of the previous frame's; the frame "
+        "data, statistics and checksums are rewritten atomically and meta/info.json records the "
+        "convention. Running it again changes nothing.",
+    )
+    u.add_argument("dir", help="LeRobot v3 dataset directory written by actionimages")
+    u.set_defaults(func=_unwrap_euler)
 
     def _help(_: argparse.Namespace) -> int:
         p.print_help(sys.stderr)

@@ -19,11 +19,13 @@ from actionimages.data.lerobot import (
     EXT,
     JOURNAL_PATH,
     ROT6D_FEATURES,
+    UNWRAP_JOURNAL_PATH,
     DatasetReader,
     episode_dir_files,
     read_checksums,
     video_key,
 )
+from actionimages.data.lerobot.euler import EULER, UNWRAP_COMMAND, EulerJump, euler_columns, euler_jumps
 from actionimages.data.video import count_frames, decode_frames, probe_video
 from actionimages.errors import ActionImagesError, DataError
 
@@ -89,6 +91,7 @@ class _Checker:
         self.hashes: dict[str, str] = {}
         self.video_frames: dict[Path, tuple[int, int]] = {}  # path -> (frames in file, frames used)
         self.unhashed: list[int] = []  # episodes with a file no checksum covers
+        self.singular: dict[int, int] = {}  # episode -> frames with an Euler jump unwrapping cannot remove
 
     def sha256(self, rel: str) -> str:
         if rel not in self.hashes:
@@ -159,6 +162,25 @@ class _Checker:
                 problem = _rot6d_problem(key, arrays[key], arrays[pose], pose)
                 if problem:
                     rep.problems.append(problem)
+        for pose in euler_columns(self.reader.info):
+            values = arrays[pose]
+            if values.ndim == 2 and values.shape[1] == 7:
+                jumps = euler_jumps(values[:, EULER])
+                wraps = [j for j in jumps if j.wrap]
+                if wraps:
+                    rep.problems.append(self._wrap_problem(i, pose, wraps))
+                if len(jumps) > len(wraps):
+                    self.singular[i] = self.singular.get(i, 0) + len(jumps) - len(wraps)
+
+    def _wrap_problem(self, i: int, pose: str, wraps: list[EulerJump]) -> str:
+        j = wraps[0]
+        more = f" (and {len(wraps) - 1} more frame(s))" if len(wraps) > 1 else ""
+        claimed = ", although meta/info.json records them unwrapped" if self.reader.euler_unwrapped else ""
+        return (
+            f"episode {i} frame {j.frame}: {pose} Euler angle {j.component} jumps from {j.before:+.5f} to "
+            f"{j.after:+.5f} rad while the rotation turns {j.turn_deg:.2g} deg: a 2*pi wrap{more}{claimed}; "
+            f"it ruins mean/std normalisation of {pose}. Fix: {UNWRAP_COMMAND} {self.reader.root}"
+        )
 
     def _video(self, i: int, cam: str, T: int, rep: EpisodeReport) -> None:
         reader, label = self.reader, f"episode {i} camera {cam!r}"
@@ -280,9 +302,21 @@ def check_dataset(
         if have > want:
             problems.append(f"frame-count mismatch: {path} has {have} frames, its episodes use {want}")
     problems += _stray_files(root, n, used)
+    if (root / UNWRAP_JOURNAL_PATH).exists():
+        problems.append(
+            f"{UNWRAP_JOURNAL_PATH}: an interrupted `{UNWRAP_COMMAND}` (some files rewritten, their "
+            f"checksums perhaps not yet); run `{UNWRAP_COMMAND} {root}` again to finish it"
+        )
     if full:
         problems += _dataset_checksums(checker)
     notes = _notes(checker, full, n)
+    if checker.singular:
+        notes.append(
+            f"{sum(checker.singular.values())} frame(s) of episode(s) "
+            f"{_episode_ranges(sorted(checker.singular))} have an Euler angle jump near the Euler "
+            "singularity (ry near +-90 deg) that is not a whole "
+            "turn, so unwrapping cannot remove it; normalise the .rot6d columns for those"
+        )
     if n and all(NO_CALIBRATION in rep.problems for rep in reports):
         notes.append(
             f"none of the {n} episodes has actionimages' columns: a LeRobot recording of your own robot "
