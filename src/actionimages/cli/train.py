@@ -131,7 +131,7 @@ def register(subparsers) -> None:
 CLIP_DEFAULTS = {"stride": 1, "clips_per_episode": 16, "hold_final": 0}
 
 
-def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
+def clip_settings(args: argparse.Namespace, out: Path, save: bool = True) -> dict[str, int]:
     """The run's clip settings: flags, then (with ``--resume``) OUT/clip_config.json, then defaults.
 
     The clip pool is part of what resume must reproduce, so on resume a flag that contradicts the
@@ -156,7 +156,7 @@ def clip_settings(args: argparse.Namespace, out: Path) -> dict[str, int]:
                 "change the clips the run trains on; drop the flag or start a new --out"
             )
         settings[key] = int(flag if flag is not None else kept)
-    if saved is None or not path.is_file():  # a fresh run, or a run resumed from its committed state
+    if save and (saved is None or not path.is_file()):  # a fresh run, or one resumed from its state
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, settings, indent=1)
     return settings
@@ -243,7 +243,7 @@ def run_train(args: argparse.Namespace) -> int:
     if record_of_run is not None:
         check_same_data(args, record_of_run, fingerprint, out)
     overrides = overrides_from_flags(args, "model")
-    clips = clip_settings(args, out)
+    clips = clip_settings(args, out, save=False)  # written once the run is known to be valid
     if clips["stride"] != 1:  # the model's plans' poses are that many control steps apart
         overrides.setdefault("frame_stride", clips["stride"])
     cfg = config_with_overrides(get_config(args.config), overrides)
@@ -289,6 +289,7 @@ def run_train(args: argparse.Namespace) -> int:
     elif record is not None:
         saved = record["train_config"]
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
+    clip_settings(args, out)
     source = open_training_source(
         args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
     )
