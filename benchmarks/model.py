@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import numpy as np
@@ -37,7 +36,9 @@ def model_config(a: argparse.Namespace):
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from actionimages.model.memory import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def bench_speed(a: argparse.Namespace) -> dict:

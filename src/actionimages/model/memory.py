@@ -75,6 +75,27 @@ class MemoryPlan:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set since it started (exec), in bytes.
+
+    Linux's ``getrusage(RUSAGE_SELF).ru_maxrss`` carries the *parent's* high-water mark across
+    fork + exec, so a benchmark started from a large process (a test runner at 1 GiB) would report
+    the parent's peak; ``VmHWM`` in ``/proc/self/status`` belongs to this process's own memory map.
+    Elsewhere (no /proc) ``ru_maxrss`` is the fallback."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, Linux kB
+
+
 def count_parameters(cfg: ModelConfig) -> dict[str, int]:
     """Parameters by part, from a model built on the meta device (no memory, no weights)."""
     from actionimages.model.network import WorldActionModel
