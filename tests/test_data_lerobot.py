@@ -88,6 +88,20 @@ def test_layout_follows_lerobot_v3(dataset):
     assert np.asarray(stats["observation.images.front"]["mean"]).shape == (3, 1, 1)
 
 
+def test_a_lerobot_v21_dataset_is_refused_with_the_converter_that_upgrades_it(tmp_path):
+    from actionimages.data import DatasetReader
+    from actionimages.errors import DataError
+
+    meta = tmp_path / "old" / "meta"
+    meta.mkdir(parents=True)
+    info = {"codebase_version": "v2.1", "fps": 30, "features": {}, "total_episodes": 1,
+            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"}  # fmt: skip
+    (meta / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="convert_dataset_v21_to_v30 --repo-id=local/NAME --root=") as err:
+        DatasetReader(tmp_path / "old")
+    assert str(tmp_path / "old") in str(err.value)
+
+
 def test_round_trip(dataset):
     root, eps = dataset
     r = DatasetReader(root)

@@ -233,7 +233,8 @@ def test_convert_rerun_adds_only_missing_episodes(rlbench_root, tmp_path, capsys
     assert _convert(root, out) == 0
     assert "wrote 0 episodes to" in capsys.readouterr().out
     r = DatasetReader(out)
-    assert len(r) == 2 and r.meta(1)["actionimages/key"] == f"convert:{root.resolve()}#reach_target/episode1"
+    assert len(r) == 2 and r.meta(1)["actionimages/key"].startswith("convert:sha256:")
+    assert r.episode(1).info["converted_from"] == f"{root.resolve()}#reach_target/episode1"
     got, want = r.episode(1).actions, RLBenchReader(root).episode(1).actions
     np.testing.assert_allclose(got[:, [0, 1, 2, 6]], want[:, [0, 1, 2, 6]], atol=1e-5)
     turns = (got[:, 3:6] - want[:, 3:6]) / (2 * np.pi)  # Euler angles unwrapped: whole turns apart
@@ -243,6 +244,24 @@ def test_convert_rerun_adds_only_missing_episodes(rlbench_root, tmp_path, capsys
     assert _convert(out, tmp_path / "copy") == 0 and _convert(out, tmp_path / "copy") == 0
     assert len(DatasetReader(tmp_path / "copy")) == 2
     assert "skipped 2 already converted" in capsys.readouterr().out
+
+
+def test_convert_keys_episodes_by_content_so_a_copy_elsewhere_adds_nothing(rlbench_root, tmp_path, capsys):
+    import shutil
+
+    from actionimages.data import DatasetReader
+
+    root, out = rlbench_root[0], tmp_path / "out"
+    assert _convert(root, out, "--fps", "5") == 0
+    copy = tmp_path / "elsewhere" / "same_demos"
+    shutil.copytree(root, copy)
+    capsys.readouterr()
+    assert _convert(copy, out) == 0
+    assert "wrote 0 episodes" in capsys.readouterr().out and len(DatasetReader(out)) == 2
+    assert _convert(copy, tmp_path / "fast", "--fps", "20") == 0  # the rate is the caller's to declare
+    assert DatasetReader(tmp_path / "fast").episode(0).fps == 20.0
+    assert _convert(copy, tmp_path / "bad", "--fps", "0") == 2
+    assert "--fps" in capsys.readouterr().err
 
 
 def test_convert_refuses_to_convert_a_dataset_into_itself(rlbench_root, tmp_path, capsys):

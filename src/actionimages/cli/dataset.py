@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
+
+from actionimages.cli.ranges import float_above
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -108,6 +111,7 @@ def _convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from actionimages.data import DatasetWriter, open_source
+    from actionimages.data.episode import content_key
     from actionimages.data.lerobot import dataset_keys
     from actionimages.errors import ActionImagesError
 
@@ -121,17 +125,24 @@ def _convert(args: argparse.Namespace) -> int:
         )
     src = open_source(args.src, **_source_options(args))
     n = len(src) if args.limit is None else min(len(src), args.limit)
-    # an episode's key is its source and its name there, so a re-run adds only what is missing
+    # An episode's key is its content (data.episode.content_key), so a re-run, or a copy of the source
+    # at another path, adds only what is missing; datasets converted before keyed by path still skip.
     done = dataset_keys(args.dst)
     written = skipped = 0
     writer = None
     try:
         for i in tqdm(range(n), desc=f"converting {args.src}"):
-            key = f"convert:{src_root}#{src.episode_id(i)}"
-            if key in done:
+            if f"convert:{src_root}#{src.episode_id(i)}" in done:  # the earlier path key
                 skipped += 1
                 continue
             ep = src.episode(i)
+            if args.fps is not None:
+                ep = dataclasses.replace(ep, fps=float(args.fps))
+            key = f"convert:{content_key(ep)}"
+            if key in done:
+                skipped += 1
+                continue
+            ep.info.setdefault("converted_from", f"{src_root}#{src.episode_id(i)}")
             if writer is None:
                 writer = DatasetWriter(args.dst, fps=ep.fps, robot_type=args.robot_type)
                 done = writer.keys
@@ -208,6 +219,13 @@ def register(subparsers: Any) -> None:
         "--limit", type=int, default=None, help="convert only the first N source episodes (N >= 0)"
     )
     v.add_argument("--robot-type", default="panda")
+    v.add_argument(
+        "--fps",
+        type=float_above(0),
+        default=None,
+        help="the source's frame rate in Hz, where it records none or a wrong one (default: the "
+        "source's own; RLBench 5: every 4th step of its 20 Hz demos)",
+    )
     r = v.add_argument_group("your own robot's LeRobot data (kind robot)")
     r.add_argument("--calibration", help="calibration file from actionimages calibrate: the cameras")
     r.add_argument(

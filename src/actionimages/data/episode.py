@@ -215,3 +215,26 @@ def source_num_frames(source: Any, i: int) -> int:
     if callable(fn):
         return int(fn(i))
     return source.episode(i).num_frames
+
+
+def content_key(episode: Episode) -> str:
+    """A key for what an episode *is*, wherever its files live: a SHA-256 over what the source
+    recorded (its state, or its actions when it has no state; its instruction; three frames of each
+    camera, first, middle and last, as decoded), not over what a conversion derives from it (poses
+    through forward kinematics, a ``--task`` label).
+
+    ``dataset convert`` keys converted episodes by it, so converting a copy of the same source from
+    another path, or again with other options, adds nothing (a path key would add every episode
+    again)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    recorded = episode.state if episode.state is not None else episode.actions
+    h.update(np.ascontiguousarray(recorded, dtype=np.float64).tobytes())
+    h.update(f"\0{episode.instruction}\0".encode())
+    for cam in sorted(episode.frames):
+        frames = episode.frames[cam]
+        T = len(frames)
+        for t in sorted({0, T // 2, T - 1}):
+            h.update(cam.encode() + np.ascontiguousarray(frames[t], dtype=np.uint8).tobytes())
+    return "sha256:" + h.hexdigest()[:32]

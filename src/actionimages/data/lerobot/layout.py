@@ -143,7 +143,12 @@ def load_info(root: Path) -> dict[str, Any]:
     if missing:
         raise DataError(f"{path}: missing keys {missing}")
     if not str(info["codebase_version"]).startswith("v3."):
-        raise DataError(f"{path}: codebase_version {info['codebase_version']!r} is not v3.x")
+        raise DataError(
+            f"{path}: codebase_version {info['codebase_version']!r} is not v3.x; LeRobot's own converter "
+            "makes a v2.1 dataset v3.0: in an environment with LeRobot >= 0.4 (it pins its own torch), "
+            f"python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=local/NAME --root={root} "
+            '(docs/DATA.md, "LeRobot v2.1 datasets")'
+        )
     return info
 
 
