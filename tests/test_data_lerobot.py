@@ -703,6 +703,10 @@ def test_restore_calibration_after_lerobot_edits(tmp_path, capsys):
     assert report.bad_episodes == [0, 1] and "missing calibration" in report.episodes[0].problems[0]
     with pytest.raises(DataError, match="missing calibration"):
         DatasetReader(dst).episode(0)
+    stripped = _files(dst)
+    with pytest.raises(DataError, match="lack actionimages' columns.*restore-calibration"):
+        DatasetWriter(dst, fps=10)  # an append now would duplicate episodes and break LeRobot's loader
+    assert _files(dst) == stripped  # refused before writing anything; the lock is released
     assert main(["dataset", "restore-calibration", str(dst), "--from", str(dst)]) == 2
     assert "cannot restore its columns from itself" in capsys.readouterr().err
     before = _files(dst)
@@ -727,3 +731,6 @@ def test_restore_calibration_after_lerobot_edits(tmp_path, capsys):
         )
         assert r.meta(i)["actionimages/key"] == ""
     assert check_dataset(dst, full=True, progress=False).ok
+    with DatasetWriter(dst, fps=10) as w:  # restored: appending works again
+        w.add_episode(eps[0])
+    assert len(DatasetReader(dst)) == 3 and check_dataset(dst, full=True, progress=False).ok

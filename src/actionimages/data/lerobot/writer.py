@@ -142,6 +142,7 @@ class DatasetWriter:
         self._claimed: dict[int, str] = {}  # uncommitted episode index -> a foreign file with a row for it
         try:
             self._recover()
+            self._refuse_stripped_episodes()
         except BaseException:
             self.close()
             raise
@@ -189,6 +190,28 @@ class DatasetWriter:
                 keys[str(row[KEY_COLUMN])] = e
         self._keys, self._claimed = keys, claimed
         return used
+
+    def _refuse_stripped_episodes(self) -> None:
+        """Refuse to append to a dataset whose episode metadata lost our columns.
+
+        LeRobot's editing tools (``delete_episodes``, ``split``, ...) rewrite ``meta/episodes`` with
+        only LeRobot's columns. Appending then would not see the episodes' keys (so re-collect the
+        seeds already there) and would write files with columns the others lack, which LeRobot's
+        own loader then refuses (``CastError``)."""
+        import pyarrow.parquet as pq
+
+        if not len(self):
+            return
+        files = sorted((self.root / "meta" / "episodes").rglob("*.parquet"))
+        stripped = [p for p in files if EXT + "calibration" not in pq.read_schema(p).names]
+        if stripped:
+            names = [p.relative_to(self.root).as_posix() for p in stripped[:3]]
+            raise DataError(
+                f"{self.root}: {len(stripped)} meta/episodes file(s) lack actionimages' columns ({names}): "
+                "LeRobot's editing tools (delete_episodes, ...) drop them, or another program wrote this "
+                "dataset. Appending would duplicate episodes and write files LeRobot can no longer load "
+                f"beside them; run `actionimages dataset restore-calibration {self.root}` first"
+            )
 
     def _recover(self) -> None:
         """Clean up after an interrupted append, deleting only files this writer provably wrote.
