@@ -191,7 +191,11 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     c = sub.add_parser("check", help="report problems episode by episode (exit 1 if any)")
     c.add_argument("dir", help="LeRobot v3 dataset directory")
-    c.add_argument("--full", action="store_true", help="decode every video frame (slow)")
+    c.add_argument(
+        "--full",
+        action="store_true",
+        help="also decode every video frame (slow); recorded checksums are always verified",
+    )
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=_check)
     i = sub.add_parser("info", help="summarise a dataset: episodes, frames, tasks, cameras, image size, fps")

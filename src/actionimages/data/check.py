@@ -87,7 +87,9 @@ class _Checker:
 
     def __init__(self, reader: DatasetReader, full: bool, videos: bool = True) -> None:
         self.reader, self.full, self.videos = reader, full, videos
-        self.checksums = read_checksums(reader.root) if full else None
+        # Recorded SHA-256s are verified by every check (a flipped byte in an mp4 or a parquet file
+        # is caught without decoding); --full also decodes every frame. dataset info skips both.
+        self.checksums = read_checksums(reader.root) if (full or videos) else None
         self.hashes: dict[str, str] = {}
         self.video_frames: dict[Path, tuple[int, int]] = {}  # path -> (frames in file, frames used)
         self.unhashed: list[int] = []  # episodes with a file no checksum covers
@@ -243,9 +245,9 @@ def _changed(rel: str, got: str, want: str) -> str:
 def check_episode(reader: DatasetReader, i: int, full: bool = False) -> EpisodeReport:
     """Check one episode: metadata, calibration, actions, frame counts and videos.
 
-    ``full`` decodes every frame of every video and verifies the SHA-256 of the episode's files
-    against ``meta/actionimages_checksums.json``; otherwise the container header is read and the
-    episode's first and last frames are decoded (which catches truncation and corruption in practice).
+    The SHA-256 of the episode's files is verified against ``meta/actionimages_checksums.json`` (a
+    flipped byte anywhere is caught). ``full`` also decodes every frame of every video; otherwise
+    the container header is read and the episode's first and last frames are decoded.
     Episodes that LeRobot packed into one file are checked over their own span of it.
     """
     return _Checker(reader, full).episode(i)
@@ -307,7 +309,7 @@ def check_dataset(
             f"{UNWRAP_JOURNAL_PATH}: an interrupted `{UNWRAP_COMMAND}` (some files rewritten, their "
             f"checksums perhaps not yet); run `{UNWRAP_COMMAND} {root}` again to finish it"
         )
-    if full:
+    if checker.checksums is not None:
         problems += _dataset_checksums(checker)
     notes = _notes(checker, full, n)
     if checker.singular:
