@@ -205,13 +205,17 @@ def test_chunk_executor_runs_the_valid_prefix_and_holds_on_an_unusable_plan():
     assert ex.load(poses, np.array([True, True, False, True]), np.zeros(7), tags=[1, 2, 3, 4])
     got = [ex.pop() for _ in range(4)]  # 2 valid poses × repeat 2; the invalid third ends the prefix
     assert [t for _, t in got] == [1, 1, 2, 2] and ex.empty
-    np.testing.assert_array_equal(got[2][0], poses[1])
+    np.testing.assert_array_equal(got[2][0][[0, 1, 2, 6]], poses[1][[0, 1, 2, 6]])
+    turns = (got[2][0][3:6] - poses[1][3:6]) / (2 * np.pi)  # Euler angles unwrapped: whole turns apart
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-12)
     bad = poses.copy()
     bad[0, 2] = np.nan
     current = np.full(8, 0.5)
     assert not ex.load(bad, np.ones(4, bool), current)  # non-finite first pose: hold, replan next step
     target, tag = ex.pop()
-    assert tag is None and target.shape == (7,) and np.all(target == 0.5) and ex.empty
+    assert tag is None and target.shape == (7,) and ex.empty
+    held = np.angle(np.exp(1j * target[3:6]))  # the current pose, its angles continuous with the last
+    assert np.all(target[[0, 1, 2, 6]] == 0.5) and np.allclose(held, 0.5)
     with pytest.raises(ValueError, match="poses \\(N, 7\\)"):
         ex.load(np.zeros((4, 6)), np.ones(4, bool), current)
     with pytest.raises(ValueError, match="execute"):

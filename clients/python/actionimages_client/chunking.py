@@ -59,7 +59,8 @@ def nearest_angles(euler: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Euler angles (..., 3) shifted by whole turns to lie within π of ``reference`` (3,): the
     same rotation, written continuously with ``reference``."""
     euler, reference = np.asarray(euler, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    return reference + (euler - reference + np.pi) % (2 * np.pi) - np.pi
+    turns = np.round((reference - euler) / (2 * np.pi))  # whole turns only: 0 leaves a value bit-exact
+    return euler + turns * (2 * np.pi)
 
 
 def unwrap_plan(poses: np.ndarray, reference_pose: np.ndarray) -> np.ndarray:

@@ -101,26 +101,21 @@ def run_serve(args: argparse.Namespace) -> int:
     import torch
 
     from actionimages.calibrate.files import load_calibration
-    from actionimages.model import load_model
     from actionimages.serve import PolicyServer
-    from actionimages.train.checkpoint import resolve_model_dir
 
     check_port_free(args.host, args.port)  # before the model: a busy port is not worth a load
     if args.threads:
         torch.set_num_threads(args.threads)
     calibration = load_calibration(args.calibration) if args.calibration else None  # before the model loads
-    from actionimages.policy.registry import build_policy, detect_kind
+    from actionimages.policy.registry import build_policy, detect_kind, get_policy_kind
 
-    kind = detect_kind(args.checkpoint)
-    if kind == "action_images":
-        model_dir, _ = resolve_model_dir(args.checkpoint)
-        served, options = (
-            load_model(model_dir, text_cache=args.text_cache),
-            {**planning_options(args), "seed": args.seed},
-        )
+    kind = get_policy_kind(detect_kind(args.checkpoint))  # any registered kind, from the registry alone
+    model_dir = kind.resolve(args.checkpoint)[0] if kind.resolve else str(args.checkpoint)
+    if kind.plans:  # a world model: sampling options, the noise seed, the text cache
+        options = {**planning_options(args), "seed": args.seed, "text_cache": args.text_cache}
     else:  # planning flags of the world model do not apply; --execute and --views do
-        model_dir, options = args.checkpoint, {}
-        served = build_policy(kind, str(model_dir), **chunk_options(args))
+        options = chunk_options(args)
+    served = build_policy(kind.name, str(model_dir), **options)
     server = PolicyServer(
         served,
         host=args.host,
@@ -131,14 +126,13 @@ def run_serve(args: argparse.Namespace) -> int:
         calibration=calibration,
         workspace=args.workspace,
         control_hz=args.control_hz,
-        **options,
     )
 
     def ready(port: int) -> None:
         auth = " (token required)" if args.token else ""
         calib = f", cameras {sorted(calibration)} calibrated by {args.calibration}" if calibration else ""
         print(
-            f"serving {model_dir} ({kind}) on {ws_url(args.host, port)}{auth}{calib}; Ctrl-C stops",
+            f"serving {model_dir} ({kind.name}) on {ws_url(args.host, port)}{auth}{calib}; Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )

@@ -84,11 +84,14 @@ class ActionImagePolicy(ChunkedPolicy):
         }
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **options: Any) -> ActionImagePolicy:
-        """Load a world-model checkpoint directory (``config.json`` + safetensors) as a policy."""
+    def from_checkpoint(
+        cls, path: str | Path, text_cache: str | None = None, **options: Any
+    ) -> ActionImagePolicy:
+        """Load a world-model checkpoint directory (``config.json`` + safetensors) as a policy;
+        ``text_cache``: ``embed-text``'s cache, so a umT5 config need not load umT5."""
         from actionimages.model import load_model
 
-        return cls(load_model(path), **options)
+        return cls(load_model(path, text_cache=text_cache), **options)
 
     # ---------------------------------------------------------------- episode
     def set_seed(self, seed: int) -> None:
