@@ -1,5 +1,6 @@
-"""The policy server on localhost: latency per stage, the client's overhead, a load run and a
-malformed-message run (issue 14).
+"""The policy server on localhost: latency per stage, the client's overhead, a load run, N robots
+through the prefetching client loop at the control rate (issue 25) and a malformed-message run
+(issue 14).
 
     .venv/bin/python benchmarks/serve.py [--checkpoint checkpoints/tiny] [--calls 20]
         [--clients 8] [--seconds 60] [--out docs/results/serve.json]
@@ -47,6 +48,54 @@ def _pct(xs: list[float]) -> dict:
     }
 
 
+def _prefetch_loop(server, clients: int, seconds: float) -> dict:
+    """``clients`` robots, each calling ``act`` at the server's control rate with
+    ``WebsocketPolicy(prefetch=True)``: how many steps each ran, how many it had to wait or hold
+    for a plan, and how many planned poses arrived too late to run."""
+    from actionimages_client import WebsocketPolicy
+
+    dt = 1.0 / float(server.metadata["control_hz"])
+    results: list[dict] = []
+    errors: list[str] = []
+
+    def robot(i: int) -> None:
+        try:
+            with WebsocketPolicy("127.0.0.1", server.port, timeout=600, prefetch=True, workspace=None) as cl:
+                r = _request(i, f"robot{i}")
+                images = {n: c["image"] for n, c in r["cameras"].items()}
+                cl.reset(episode_id=f"robot{i}")
+                steps, late_steps, t_end = 0, 0, time.perf_counter() + seconds
+                while time.perf_counter() < t_end:
+                    t0 = time.perf_counter()
+                    cl.act(images, r["cameras"], r["ee_pose"], r["instruction"])
+                    spent = time.perf_counter() - t0
+                    steps += 1
+                    late_steps += spent > dt
+                    time.sleep(max(0.0, dt - spent))
+                plans = int(cl.last["replan"]) if cl.last else 0
+                counts = {"waits": cl.waits, "holds": cl.holds, "dropped": cl.dropped, "plans": plans}
+                results.append({"steps": steps, "late": late_steps, **counts})
+        except Exception as exc:  # counted, not raised: the run reports them
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=robot, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = {k: sum(r[k] for r in results) for k in ("steps", "late", "waits", "holds", "dropped", "plans")}
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "control_hz": 1 / dt,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "steps_per_client_s": round(total["steps"] / max(1, len(results)) / seconds, 2),
+        "steps_over_period_fraction": round(total["late"] / max(1, total["steps"]), 3),
+        **total,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="checkpoints/tiny")
@@ -54,6 +103,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--num-steps", type=int, default=8)
+    ap.add_argument("--loop-seconds", type=float, default=20.0, help="seconds of the prefetching robot loops")
     ap.add_argument("--out")
     args = ap.parse_args()
     import torch
@@ -125,7 +175,9 @@ def main() -> None:
         "first_error": errors[0] if errors else None,
         **_pct(lat),
     }
-    # 4. malformed messages, then a good one
+    # 4. N robots at the control rate through the prefetching (non-blocking) client loop
+    out["prefetch_loop"] = _prefetch_loop(server, args.clients, args.loop_seconds)
+    # 5. malformed messages, then a good one
     bad = {
         "garbage bytes": b"\x00\xc1garbage",
         "text frame": "hello",
