@@ -14,7 +14,9 @@
 #    camera and the action / state / 6-D rotation rows with our reader.
 # 4. Runs LeRobot's delete_episodes / split_dataset / merge_datasets / remove_feature, records which
 #    of our columns survive, restores them (actionimages dataset restore-calibration), checks with
-#    `actionimages dataset check --full` and reloads the result with LeRobot.
+#    `actionimages dataset check --full` and reloads the result with LeRobot. After delete_episodes,
+#    our `collect` must refuse to append before the restore, and after it append only the deleted
+#    seed, the result still loading in LeRobot.
 # Prints RESULT: PASS (exit 0), PARTIAL (exit 3: all passed, but frames went through the PyAV
 # stand-in because LeRobot's own decoder cannot run here; the reason is printed) or FAIL (exit 1).
 set -euo pipefail
@@ -67,8 +69,19 @@ status=0
 for tool in delete_episodes split_dataset merge_datasets remove_feature; do
     dir="$("$OURS_PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['edits'][sys.argv[2]].get('dir', ''))" "$WORK/lerobot.json" "$tool")"
     if [[ -z "$dir" ]]; then echo "$tool: LeRobot failed (see $WORK/lerobot.json)"; status=1; continue; fi
+    if [[ "$tool" == delete_episodes ]]; then
+        # an append to the edited dataset is refused (it lost our keys: seeds would be duplicated)
+        if ai collect --task pick_up_cube --episodes 2 --image-size 64 --out "$dir" --quiet > "$WORK/append.log" 2>&1; then
+            echo "delete_episodes: an append before restore-calibration was accepted"; status=1
+        fi
+    fi
     { ai dataset restore-calibration "$dir" --from "$WORK/ds" && ai dataset check --full "$dir" | tail -1 \
         && lr reload "$dir" 2>/dev/null; } > "$WORK/$tool.log" 2>&1 || status=1
+    if [[ "$tool" == delete_episodes ]]; then
+        # restored: the append re-collects only the deleted seed, and LeRobot still loads the result
+        { ai collect --task pick_up_cube --episodes 2 --image-size 64 --out "$dir" --quiet \
+            && ai dataset check --full "$dir" | tail -1 && lr reload "$dir" 2>/dev/null; } >> "$WORK/$tool.log" 2>&1 || status=1
+    fi
     echo "$tool: $(tr '\n' ' ' < "$WORK/$tool.log")"
 done
 
