@@ -216,6 +216,16 @@ def test_plans_are_continuous_in_euler_and_in_the_rotation_forms_on_request(serv
         assert np.all(np.sum(q["rotations"][1:] * q["rotations"][:-1], axis=1) >= 0)  # no sign flips
 
 
+def test_cameras_are_chosen_by_name_not_by_the_order_of_the_map(server):
+    good = _request()
+    backwards = dict(good, cameras=dict(reversed(list(good["cameras"].items()))))
+    with WebsocketPolicy("127.0.0.1", server.port) as client:
+        a = client.infer(dict(good, episode_id="order-a", seed=4))
+        b = client.infer(dict(backwards, episode_id="order-b", seed=4))
+    assert a["views"] == b["views"] == sorted(good["cameras"])[:2]
+    np.testing.assert_array_equal(a["actions"], b["actions"])
+
+
 def test_the_executor_never_wraps_a_target_across_pi():
     from actionimages_client import ChunkExecutor
 

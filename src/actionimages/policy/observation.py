@@ -34,7 +34,11 @@ def prepare_frames(frames: np.ndarray, camera: Camera, height: int, width: int) 
 
 
 def select_views(obs: dict[str, Any], views: Sequence[str] | None, num_views: int) -> list[str]:
-    """The camera names a policy uses: ``views`` if given (checked), else the first ``num_views``."""
+    """The camera names a policy uses: ``views`` if given (checked), else the first ``num_views``
+    in name order. By name, not by the order of the observation's map: a request from another
+    language (whose maps need not keep insertion order) picks the same cameras. The models train on
+    a random ordered choice of views, so any fixed choice is one they know; for the sim's cameras
+    name order starts as the sim's own (front, left_shoulder)."""
     names = list(obs["images"])
     if views is not None:
         missing = [v for v in views if v not in names]
@@ -45,7 +49,7 @@ def select_views(obs: dict[str, Any], views: Sequence[str] | None, num_views: in
         return list(views)
     if len(names) < num_views:
         raise ActionImagesError(f"observation has cameras {names}; the model needs {num_views} views")
-    return names[:num_views]
+    return sorted(names)[:num_views]
 
 
 def observation_sample(
