@@ -101,6 +101,12 @@ def _summary(eps: list[dict], client) -> dict:
     }
 
 
+def _timed(client, request: dict) -> float:
+    t0 = time.perf_counter()
+    client.infer(request)
+    return time.perf_counter() - t0
+
+
 LOOPS = {  # the client options of each loop compared
     "blocking": {},
     "prefetch": {"prefetch": True},
@@ -130,7 +136,19 @@ def main() -> None:
     result: dict = {"checkpoint": args.checkpoint, "task": args.task, "control_hz": 1 / dt, "loops": {}}
     env = make_env(args.task, split="test", seed=0, image_size=int(server.image_size[0]))
     try:
+        # the prefetching loops ask when as many targets are left as a plan takes control steps
+        probe = WebsocketPolicy("127.0.0.1", server.port, workspace=None)
+        obs, _ = env.reset(seed=0)
+        cams = {n: {"K": c["K"], "cam_to_world": c["cam_to_world"]} for n, c in obs["cameras"].items()}
+        request = probe.request(obs["images"], cams, obs["ee_pose"], obs["instruction"])
+        latency = float(np.median([_timed(probe, request) for _ in range(5)]))
+        probe.close()
+        k = int(server.metadata["default_execute"])
+        ahead = max(1, min(k, int(np.ceil(latency / dt))))
+        result["plan_latency_median_s"], result["prefetch_at"] = round(latency, 3), ahead
         for name, options in LOOPS.items():
+            if options.get("prefetch"):
+                options = {**options, "prefetch_at": ahead}
             client = WebsocketPolicy("127.0.0.1", server.port, workspace=None, **options)
             eps = [_episode(client, env, i, client.prefetch, dt) for i in range(args.episodes)]
             result["loops"][name] = _summary(eps, client)
