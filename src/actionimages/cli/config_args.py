@@ -90,9 +90,11 @@ def add_dataclass_flags(
             else:
                 parser.add_argument(_flag(f.name), dest=f.name, action="store_true", default=shown)
             continue
-        if typing.get_origin(tp) is tuple:
-            elem = typing.get_args(tp)[0]
-            parser.add_argument(_flag(f.name), dest=f.name, type=elem, nargs="+", default=shown)
+        if typing.get_origin(tp) is tuple:  # a range bounds each element; tuple[float, float] takes two
+            elems = typing.get_args(tp)
+            nargs = "+" if Ellipsis in elems else len(elems)
+            parse = (ranges or {}).get(f.name) or elems[0]
+            parser.add_argument(_flag(f.name), dest=f.name, type=parse, nargs=nargs, default=shown)
             continue
         parse = _scalar_parser(tp, optional, (ranges or {}).get(f.name))
         if parse is None:

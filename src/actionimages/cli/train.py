@@ -16,6 +16,7 @@ TRAIN_RANGES = {
     "batch_size": COUNT,
     "lr": float_above(0),
     "weight_decay": float_at_least(0),
+    "betas": float_range(0, 1, high_open=True),  # each of Adam's two
     "warmup": NONNEGATIVE,
     "grad_clip": float_above(0),
     "ema_decay": float_range(0, 1),
@@ -255,6 +256,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.config = cfg.name
     if args.init_from and (args.pretrained or args.vae):
         raise ActionImagesError("--init-from brings its own weights and VAE: drop --pretrained / --vae")
+    notes = []  # printed once the data opened and OUT was written: a refused run prints its error alone
     if args.init_from:
         model = model_to_fine_tune(args.init_from, overrides, args.text_cache)
     elif args.pretrained:
@@ -272,7 +274,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
         model = build_model(cfg)
         if args.vae and cfg.latent.kind != "wan_vae":
-            print(f"note: config {args.config!r} works in pixel space; --vae is ignored", file=sys.stderr)
+            notes.append(f"note: config {args.config!r} works in pixel space; --vae is ignored")
         elif args.vae:
             set_vae(model, args.vae)
         elif cfg.latent.kind == "wan_vae" and not args.resume:
@@ -280,8 +282,9 @@ def run_train(args: argparse.Namespace) -> int:
                 raise ActionImagesError(
                     f"config {args.config!r} needs a trained VAE (actionimages train-vae; --vae OUT/vae)"
                 )
-            print(f"note: using the shipped tiny autoencoder ({SHIPPED_TINY}); pass --vae to use another",
-                  file=sys.stderr)  # fmt: skip
+            notes.append(
+                f"note: using the shipped tiny autoencoder ({SHIPPED_TINY}); pass --vae to use another"
+            )
             set_vae(model, SHIPPED_TINY)
     saved = None
     if args.resume and (out / "train_config.json").is_file():
@@ -289,8 +292,7 @@ def run_train(args: argparse.Namespace) -> int:
     elif record is not None:
         saved = record["train_config"]
     tcfg = dataclass_from_flags(TrainConfig, args, saved=saved)
-    clip_settings(args, out)
-    source = open_training_source(
+    source = open_training_source(  # before anything is written: bad --data leaves no OUT behind
         args.data, model.spec, clips["stride"], clips["clips_per_episode"], tcfg.seed, clips["hold_final"]
     )
     same_size = record is None or int(record.get("num_samples", len(source))) == len(source)
@@ -300,6 +302,9 @@ def run_train(args: argparse.Namespace) -> int:
             f"{record['num_samples']} from {record.get('data')}: resume on the same data (its recipe: "
             f"{out / 'README.md'}) or start a new --out"
         )
+    clip_settings(args, out)
+    for note in notes:
+        print(note, file=sys.stderr)
     trainer = Trainer(model, source, out, tcfg)
     trainer.run_info = {"data": args.data, "data_fingerprint": fingerprint, "clip_config": clips}
     if args.resume and not trainer.resume():
@@ -362,6 +367,14 @@ def run_train_vae(args: argparse.Namespace) -> int:
     vcfg = dataclass_from_flags(
         VAETrainConfig, args, crop_frames=args.crop_frames or None, crop_size=args.crop_size or None
     )
+    if args.resume:  # as train's --resume: nothing to resume is an error, not a silent fresh run
+        from actionimages.train.checkpoint import resume_candidates
+
+        if not resume_candidates(Path(args.out) / "checkpoints"):
+            raise ActionImagesError(
+                f"--resume: no checkpoint in {Path(args.out) / 'checkpoints'} to resume from "
+                "(drop --resume to start a new run)"
+            )
     source = open_training_source(args.data, cfg, args.stride, args.clips_per_episode, args.seed)
     path = train_vae(cfg, source, args.out, vcfg, resume=args.resume)
     print(json.dumps({"vae": str(path)}))
