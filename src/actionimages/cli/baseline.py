@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from actionimages.cli.ranges import COUNT, float_above, float_at_least
+from actionimages.cli.ranges import COUNT, NONNEGATIVE, float_above, float_at_least
 from actionimages.policy.registry import baseline_kinds
 
 
@@ -59,5 +59,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bc: the instruction modulates the CNN (FiLM, early fusion) instead of joining after it",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=NONNEGATIVE, default=0)
     t.set_defaults(func=run_train)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actionimages.cli.ranges import COUNT
+from actionimages.cli.ranges import COUNT, NONNEGATIVE
 from actionimages.errors import ActionImagesError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -295,7 +295,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the procedure on sim renders; print the errors against the sim's true cameras",
         description="Prints one JSON object; exits 1 when a target (0.5 px, 5 mm, 0.5°) is missed.",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=NONNEGATIVE, default=0)
     s.add_argument(
         "--camera", action="append", help="fixed camera(s) to check, repeatable or comma-separated"
     )

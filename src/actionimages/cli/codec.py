@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionimages.cli.ranges import NONNEGATIVE
 from actionimages.codec import (
     ActionImageCodec,
     Camera,
@@ -207,5 +208,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--views", type=int, default=2, help="number of calibrated cameras (default 2)")
     demo.add_argument("--frames", type=int, default=41, help="trajectory length (default 41)")
     demo.add_argument("--noise", type=float, default=0.0, help="Gaussian pixel noise std before decoding")
-    demo.add_argument("--seed", type=int, default=0, help="noise seed")
+    demo.add_argument("--seed", type=NONNEGATIVE, default=0, help="noise seed")
     demo.set_defaults(func=_cmd_demo)

@@ -96,8 +96,7 @@ def train_baseline(
         raise ActionImagesError(f"--film is a bc option (the {kind!r} baseline has no CNN to modulate)")
     if not minutes > 0 and not max_steps:
         raise ActionImagesError("give a positive --minutes or --max-steps")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made once the demonstrations load: a bad --data leaves no OUT behind
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     meta: dict[str, Any]
@@ -110,9 +109,9 @@ def train_baseline(
         rng = np.random.default_rng(seed + meta["step"])
     else:
         if kind == "lowdim":
-            from actionimages.model.config import CONFIGS
+            from actionimages.model.config import get_config
 
-            size = CONFIGS[model_config].height
+            size = get_config(model_config).height
             arch = {"model_config": model_config, "num_views": 2, "horizon": horizon}
         else:
             size = image_size
@@ -140,6 +139,7 @@ def train_baseline(
         with_plucker=kind == "lowdim",
         max_episodes=max_episodes,
     )
+    out.mkdir(parents=True, exist_ok=True)
     meta["cameras"] = demos.cameras
     meta["train_frames"] = int(len(demos.state))
     net.to(device)
