@@ -196,3 +196,89 @@ def test_the_model_config_refuses_zero_layers():
     cfg = get_config("micro")
     with pytest.raises(ActionImagesError, match="transformer.num_layers must be >= 1, got 0"):
         dataclasses.replace(cfg, transformer=dataclasses.replace(cfg.transformer, num_layers=0))
+
+
+# ---------------------------------------------------------------- found by scripts/bad_inputs.py (issue 26)
+
+
+def _rlbench_with_text_intrinsics(tmp: Path) -> None:
+    import json
+
+    from actionimages.data.fixtures import write_rlbench_episode
+
+    write_rlbench_episode(tmp / "src" / "episode0", steps=8, size=32)
+    params = tmp / "src" / "episode0" / "view0" / "camera_params.json"
+    bad = json.loads(params.read_text())
+    bad["intrinsics"] = [[["fx", 0, 0], [0, "fy", 0], [0, 0, 1]]] * len(bad["intrinsics"])
+    params.write_text(json.dumps(bad))
+
+
+@pytest.mark.parametrize(
+    "argv, setup, expected",
+    [
+        # a traceback before: numpy's default_rng refuses negative seeds; torch's AdamW NaN betas
+        (["codec", "demo", "--out", "{out}", "--seed", "-1"], None, "argument --seed: must be >= 0"),
+        (
+            ["baseline", "train", "--kind", "bc", "--data", "d", "--out", "{out}", "--seed", "-1"],
+            None,
+            "argument --seed: must be >= 0",
+        ),
+        (["calibrate", "sim-check", "--seed", "-1"], None, "argument --seed: must be >= 0"),
+        (_TRAIN + ["--betas", "nan", "0.99"], None, "argument --betas: must be in [0, 1), got nan"),
+        (_TRAIN + ["--betas", "0.9"], None, "argument --betas: expected 2 arguments"),
+        (
+            ["baseline", "train", "--kind", "lowdim", "--data", "d", "--out", "{out}", "--model-config", "x"],
+            None,
+            "unknown model config 'x'",
+        ),
+        # silently wrong before: NaN accepted (and a demo stage 20 minutes in would have met it)
+        (
+            ["eval-generation", "--checkpoint", "c", "--data", "d", "--out", "{out}", "--guidance", "nan"],
+            None,
+            "argument --guidance: must be >= 0, got nan",
+        ),
+        (["demo", "--out", "{out}", "--baseline-minutes", "nan"], None, "--baseline-minutes must be >= 0"),
+        (["demo", "--out", "{out}", "--seed", "-3"], None, "--seed must be at least 0, got -3"),
+        # something written before the refusal: a dataset's meta/info.json, clip_config.json, an empty OUT
+        (_collect(Path("{out}")) + ["--image-size", "32"], None, "--image-size must be in [64, 512], got 32"),
+        (["train", "--config", "tiny", "--data", "{tmp}/none", "--out", "{out}"], None, "no such dataset"),
+        (["train", "--config", "tiny", "--data", "synthetic:0", "--out", "{out}"], None, "needs n >= 1"),
+        (["baseline", "train", "--kind", "bc", "--data", "{tmp}/none", "--out", "{out}"], None, "not exist"),
+        # a silent fresh run before
+        (_VAE + ["--resume"], "out/", "--resume: no checkpoint in"),
+        # a second line before: a progress bar, a note, a stage's own error, a hub error
+        (["dataset", "convert", "{tmp}/src", "{out}", "--kind", "rlbench"], "rlbench", "bad calibration"),
+        (["dataset", "convert", "{tmp}/src", "{out}"], "out", "a file, where the output dataset"),
+        (["demo", "--out", "{out}"], "out", "a file, where the demo's output directory is needed"),
+        (
+            ["train", "--config", "tiny", "--data", "synthetic:2", "--out", "{out}", "--steps", "1"],
+            "out",
+            "File exists (a file, where a directory is needed)",  # after the shipped VAE's note before
+        ),
+        (
+            ["eval", "--task", "reach_target", "--checkpoint", "checkpoints/tiny", "--out", "{out}"]
+            + ["--views", "front", "ceiling"],
+            None,
+            "policy views ['ceiling'] not in",
+        ),  # fmt: skip
+        (["embed-text", "--pretrained", "{tmp}/none", "--text", "hi"], None, "no such folder"),
+        (["dataset", "check", "{out}"], "out", "is a file, not a dataset directory"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(argv, setup, expected, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    if setup == "out":  # a file where a folder is expected
+        out.write_text("not a directory")
+    elif setup == "out/":
+        out.mkdir()
+    elif setup == "rlbench":
+        _rlbench_with_text_intrinsics(tmp_path)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # checkpoints/tiny
+    before = sorted(tmp_path.rglob("*"))
+    argv = [a.replace("{out}", str(out)).replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [s for s in (line.split("\r")[-1].strip() for line in err.split("\n")) if s]
+    assert len(lines) == 1 and lines[0].startswith("actionimages ") and ": error: " in lines[0], err
+    assert expected in lines[0] and "Traceback" not in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written

@@ -60,7 +60,7 @@ def file_calibration(path: str, cameras: tuple[str, ...], image_size: int) -> di
 def run(args: argparse.Namespace) -> int:
     from actionimages.data import DatasetWriter
     from actionimages.sim import ALL_CAMERAS, DEFAULT_CAMERAS, SPLITS, TASKS
-    from actionimages.sim.env import CONTROL_DT
+    from actionimages.sim.env import CONTROL_DT, MAX_IMAGE, MIN_IMAGE
     from actionimages.sim.rollout import record_many
 
     tasks = []
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [c for c in cameras if c not in ALL_CAMERAS]
     if unknown or not cameras:
         raise ActionImagesError(f"unknown cameras {unknown or cameras}; valid cameras: {list(ALL_CAMERAS)}")
+    if not MIN_IMAGE <= args.image_size <= MAX_IMAGE:  # checked here, not by the workers: nothing written
+        raise ActionImagesError(f"--image-size must be in [{MIN_IMAGE}, {MAX_IMAGE}], got {args.image_size}")
     calibration = file_calibration(args.calibration, cameras, args.image_size) if args.calibration else None
 
     n = args.episodes

@@ -123,6 +123,8 @@ def _convert(args: argparse.Namespace) -> int:
             f"source and destination are the same directory ({src_root}): converting a dataset into "
             "itself would append a copy of every episode; give another DST"
         )
+    if dst_root.exists() and not dst_root.is_dir():
+        raise ActionImagesError(f"{args.dst}: a file, where the output dataset directory DST is needed")
     src = open_source(args.src, **_source_options(args))
     n = len(src) if args.limit is None else min(len(src), args.limit)
     # An episode's key is its content (data.episode.content_key), so a re-run, or a copy of the source
@@ -130,8 +132,8 @@ def _convert(args: argparse.Namespace) -> int:
     done = dataset_keys(args.dst)
     written = skipped = 0
     writer = None
-    try:
-        for i in tqdm(range(n), desc=f"converting {args.src}"):
+    try:  # leave=False: the bar is erased, so a bad source episode gives its one error line alone
+        for i in tqdm(range(n), desc=f"converting {args.src}", leave=False):
             if f"convert:{src_root}#{src.episode_id(i)}" in done:  # the earlier path key
                 skipped += 1
                 continue

@@ -197,13 +197,15 @@ def run_demo(args: argparse.Namespace) -> int:
     if bad:
         raise ActionImagesError(f"unknown stage(s) {bad}; stages: {list(STAGES)}")
     check_sizes(args)
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # else the first stage's subprocess says it
+        raise ActionImagesError(f"--out {args.out}: a file, where the demo's output directory is needed")
     return Demo(args).run()
 
 
 def check_sizes(args: argparse.Namespace) -> None:
     """Refuse sizes a later stage would reject, before the first stage spends any time."""
     at_least = {"episodes": 1, "train_steps": 1, "batch_size": 1, "eval_episodes": 1, "num_steps": 1,
-                "workers": 1, "threads": 1, "vae_steps": 0}  # fmt: skip
+                "workers": 1, "threads": 1, "vae_steps": 0, "seed": 0}  # fmt: skip
     if "generation" not in (args.skip or []):  # its shuffled-action control pairs two episodes
         at_least |= {"heldout_episodes": 2, "generation_episodes": 2}
     for name, low in at_least.items():
@@ -215,7 +217,7 @@ def check_sizes(args: argparse.Namespace) -> None:
                 else ""
             )
             raise ActionImagesError(f"{flag} must be at least {low}, got {getattr(args, name)}{why}")
-    if args.baseline_minutes < 0:
+    if not args.baseline_minutes >= 0:  # NaN too
         raise ActionImagesError(f"--baseline-minutes must be >= 0, got {args.baseline_minutes}")
 
 

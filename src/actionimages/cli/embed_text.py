@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from actionimages.cli.ranges import COUNT
+from actionimages.errors import ActionImagesError
 
 
 def register(subparsers) -> None:
@@ -34,6 +35,11 @@ def run_embed_text(args: argparse.Namespace) -> int:
     from actionimages.model.text import UMT5TextEncoder
     from actionimages.model.text_cache import embed_texts, encoder_hash
 
+    if not Path(args.pretrained).is_dir():  # a local folder: the cache is keyed by its files' hashes
+        raise ActionImagesError(
+            f"--pretrained {args.pretrained}: no such folder (a diffusers-format Wan folder with "
+            "text_encoder/ and tokenizer/)"
+        )
     texts = list(args.text)
     for d in args.data:
         src = open_source(d)

@@ -204,7 +204,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--out", required=True, help="output directory")
     g.add_argument("--episodes", type=COUNT, default=8, help="episodes to evaluate (default 8)")
     g.add_argument("--num-steps", type=COUNT, default=8, help="sampling steps (default 8)")
-    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (default 1)")
+    g.add_argument(
+        "--guidance", type=float_at_least(0), default=1.0, help="classifier-free guidance (default 1)"
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--views", nargs="+", help="camera names (default: the dataset's first V)")
     g.add_argument("--stride", type=COUNT, default=1, help="frame stride of the clips (default 1)")

@@ -47,7 +47,8 @@ def detect_kind(path: str | Path) -> str:
     readers = _load_readers()
     root = Path(path)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset directory does not exist")
+        what = "is a file, not a dataset directory" if root.exists() else "dataset directory does not exist"
+        raise DataError(f"{root}: {what}")
     for kind, cls in readers.items():
         if any((root / m).exists() for m in getattr(cls, "root_markers", ())):
             return kind

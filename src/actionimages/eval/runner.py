@@ -285,6 +285,10 @@ def evaluate(
     check_tasks_split(tasks, split)
     if episodes < 1 or workers < 1:
         raise ActionImagesError(f"episodes and workers must be >= 1, got {episodes} and {workers}")
+    from actionimages.sim.env import MAX_IMAGE, MIN_IMAGE
+
+    if not MIN_IMAGE <= image_size <= MAX_IMAGE:  # here, before any episode starts
+        raise ActionImagesError(f"image_size must be in [{MIN_IMAGE}, {MAX_IMAGE}], got {image_size}")
     out_dir = Path(out) if out is not None else None
     jobs = []
     for task in tasks:
@@ -311,28 +315,33 @@ def evaluate(
     env_threads = os.environ.get("OMP_NUM_THREADS", "")
     default = int(env_threads) if env_threads.isdigit() and int(env_threads) > 0 else None
     per_worker = threads or default or max(1, (os.cpu_count() or 1) // workers)
-    if workers == 1:
-        import torch
+    try:
+        if workers == 1:
+            import torch
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(per_worker)
-        try:
-            policy = build_policy(spec)
-            for job in jobs:
-                results.append(run_episode(policy, **job))
-                bar.update(1)
-                bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
-        finally:
-            torch.set_num_threads(previous)
-    else:
-        ctx = mp.get_context("spawn")  # torch and MuJoCo/EGL state do not survive fork reliably
-        init = (spec, per_worker)
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init)
-        with pool:
-            for r in pool.map(_run_job, jobs):
-                results.append(r)
-                bar.update(1)
-                bar.set_postfix(success=f"{np.mean([x.success for x in results]):.2f}")
+            previous = torch.get_num_threads()
+            torch.set_num_threads(per_worker)
+            try:
+                policy = build_policy(spec)
+                for job in jobs:
+                    results.append(run_episode(policy, **job))
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
+            finally:
+                torch.set_num_threads(previous)
+        else:
+            ctx = mp.get_context("spawn")  # torch and MuJoCo/EGL state do not survive fork reliably
+            init = (spec, per_worker)
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init)
+            with pool:
+                for r in pool.map(_run_job, jobs):
+                    results.append(r)
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean([x.success for x in results]):.2f}")
+    except BaseException:  # the bar is erased: a refused checkpoint or view gives its one error line alone
+        bar.leave = False
+        bar.close()
+        raise
     bar.close()
 
     summary: dict[str, Any] = {

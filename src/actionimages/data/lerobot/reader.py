@@ -50,7 +50,12 @@ class DatasetReader:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DataError(f"{self.root}: dataset directory does not exist")
+            what = (
+                "is a file, not a dataset directory"
+                if self.root.exists()
+                else "dataset directory does not exist"
+            )
+            raise DataError(f"{self.root}: {what}")
         self._key: tuple[int, int, int] | None = None
         self._refresh()
 
