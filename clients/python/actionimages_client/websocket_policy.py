@@ -158,7 +158,7 @@ class WebsocketPolicy:
                     time.sleep(delay)
                     delay = min(8.0, delay * 2)
         raise ConnectionLost(
-            f"cannot reach the policy server at {self.uri} after {self.reconnects + 1} tries: {last}"
+            f"cannot reach the policy server at {self.uri} after {self.reconnects + 1} attempt(s): {last}"
         )
 
     # ------------------------------------------------------------------ raw protocol

@@ -42,8 +42,14 @@ class RemotePolicy(ChunkedPolicy):
         parsed = urlparse(url)
         if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
             raise ActionImagesError(f"--server must look like ws://HOST:PORT, got {url!r}")
-        try:
-            self.client = WebsocketPolicy(url, token=token, execute=execute, timeout=timeout)
+        from actionimages_client import ConnectionLost
+
+        try:  # an evaluation fails fast (no retry); the executor limits nothing the in-process one does not
+            self.client = WebsocketPolicy(
+                url, token=token, execute=execute, timeout=timeout, reconnects=0, workspace=None, gripper=None
+            )
+        except ConnectionLost as exc:
+            raise ActionImagesError(str(exc)) from exc
         except OSError as exc:
             raise ActionImagesError(f"cannot reach the policy server at {url}: {exc}") from exc
         meta = self.client.metadata
