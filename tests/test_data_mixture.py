@@ -125,8 +125,10 @@ def test_cli_info_check_convert(tmp_path, capsys):
     (out / "videos/observation.images.view1/chunk-000/file-001.mp4").write_bytes(b"junk")
     assert main(["dataset", "check", str(out)]) == 1
     text = capsys.readouterr().out
-    assert "episode 0: 1 problem(s)" in text and "NaN/inf actions in 1 frames (first at frame 1)" in text
-    assert "episode 1: 2 problem(s)" in text and "missing calibration" in text and "file-001.mp4" in text
+    # each break is named, and the edited files' recorded checksums no longer match (named too)
+    assert "episode 0: 2 problem(s)" in text and "NaN/inf actions in 1 frames (first at frame 1)" in text
+    assert "checksum mismatch: data/chunk-000/file-000.parquet" in text
+    assert "missing calibration" in text and "file-001.mp4" in text
     assert main(["dataset", "check", str(out), "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] is False and set(rep["episodes"]) == {"0", "1"}
