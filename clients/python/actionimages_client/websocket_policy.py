@@ -287,13 +287,12 @@ class WebsocketPolicy:
             try:
                 self.last = self.infer(self.request(images, cameras, ee_pose, instruction))
             except ConnectionLost as exc:
-                if not self.hold_on_failure:
-                    raise
-                self.holds += 1
-                log.warning("no plan (%s): holding the last target", exc)
-                held = self.executor.last_target
-                return (held if held is not None else np.asarray(ee_pose, dtype=np.float64)[:7]).copy()
+                return self._hold(ee_pose, exc)
             self.executor.load(self.last["actions"], self.last["valid"], ee_pose)
+        return self._next_target(ee_pose)
+
+    def _next_target(self, ee_pose: np.ndarray) -> np.ndarray:
+        """The executor's next target, or with ``dry_run`` the current pose (the target logged)."""
         target, _ = self.executor.pop()
         if self.dry_run:
             log.info("dry run: target %s not sent", np.round(target, 4).tolist())
@@ -339,9 +338,4 @@ class WebsocketPolicy:
                 return self._hold(ee_pose, ConnectionLost(f"a plan arrived {late} steps late"))
         if self.executor.empty:
             return self._hold(ee_pose, ConnectionLost("no plan yet"))
-        target, _ = self.executor.pop()
-        if self.dry_run:
-            log.info("dry run: target %s not sent", np.round(target, 4).tolist())
-            self.dry_log.append(target)
-            return np.asarray(ee_pose, dtype=np.float64)[:7].copy()
-        return target
+        return self._next_target(ee_pose)

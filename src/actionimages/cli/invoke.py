@@ -46,8 +46,8 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
-def _subcommand(command: str) -> argparse.ArgumentParser:
-    parser = _root()
+def _subcommand(root: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    parser = root
     for word in command.split():
         choices = _subparsers(parser)
         if word not in choices:
@@ -89,7 +89,8 @@ def invocation(command: str, *positionals: str | Path, **options: Any) -> Invoca
     ``append`` option. Raises :class:`ActionImagesError` naming the unknown option or the value
     the parser rejects.
     """
-    parser = _subcommand(command)
+    root = _root()  # one parser serves the lookup and the parse
+    parser = _subcommand(root, command)
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
     argv = [*command.split(), *map(str, positionals)]
     for name, value in options.items():
@@ -100,7 +101,6 @@ def invocation(command: str, *positionals: str | Path, **options: Any) -> Invoca
                 f"actionimages {command} has no option {name!r}; it has: {', '.join(sorted(actions))}"
             )
         argv += _option_argv(actions[name], value)
-    root = _root()
     for p in [root, *_all_subparsers(root)]:
         p.exit_on_error = False
     try:
